@@ -1,0 +1,183 @@
+//! sixstack-bench command line: parses arguments and calls into the library.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use sixstack_bench::{
+    resolve, run_tcp_rr, run_udp_rr, EchoOptions, EchoServer, Report, RrConfig, UdpRrConfig,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sixstack-bench",
+    version,
+    about = "sixstack load generator and kernel-stack comparison server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// TCP request/response, closed loop, against an echo server.
+    Rr(RrArgs),
+    /// Kernel-stack TCP + UDP echo server (epoll) for comparison runs.
+    KernelEcho(EchoArgs),
+    /// UDP request/response against an echo, one datagram in flight.
+    UdpRr(UdpRrArgs),
+}
+
+#[derive(Debug, Args)]
+struct RrArgs {
+    /// Echo server address, ADDR:PORT (e.g. 10.0.0.2:7 or [fd77::2]:7).
+    #[arg(long)]
+    target: String,
+    /// Number of connections.
+    #[arg(long, default_value_t = 1)]
+    conns: usize,
+    /// Request (= response) size in bytes.
+    #[arg(long, default_value_t = 1)]
+    size: usize,
+    /// Measured duration in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Warmup before measuring, in seconds (not recorded).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Worker threads; connections are spread over them.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Cores to pin the worker threads to, round robin (e.g. 2,3).
+    #[arg(long, value_delimiter = ',', value_name = "CORE,...")]
+    pin: Vec<usize>,
+    /// Print one JSON object instead of human-readable lines.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct EchoArgs {
+    /// Address to listen on (TCP and UDP), ADDR:PORT (e.g. 0.0.0.0:7 or [::]:7).
+    #[arg(long)]
+    listen: String,
+    /// Cores to pin the worker threads to, round robin.
+    #[arg(long, value_delimiter = ',', value_name = "CORE,...")]
+    pin: Vec<usize>,
+    /// Worker threads.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    secs: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+struct UdpRrArgs {
+    /// Echo server address, ADDR:PORT.
+    #[arg(long)]
+    target: String,
+    /// Datagram size in bytes.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Measured duration in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Warmup before measuring, in seconds (not recorded).
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Reply timeout in milliseconds; a datagram not answered in time is a loss.
+    #[arg(long, default_value_t = 200)]
+    timeout_ms: u64,
+    /// Core to pin the sender to.
+    #[arg(long, value_name = "CORE")]
+    pin: Option<usize>,
+    /// Print one JSON object instead of human-readable lines.
+    #[arg(long)]
+    json: bool,
+}
+
+fn print_report(r: &Report, json: bool) -> ExitCode {
+    if json {
+        println!("{}", r.json());
+    } else {
+        print!("{}", r.human());
+    }
+    let _ = std::io::stdout().flush();
+    if r.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn rr(a: RrArgs) -> Result<ExitCode, String> {
+    let mut cfg = RrConfig::new(resolve(&a.target)?);
+    cfg.conns = a.conns;
+    cfg.size = a.size;
+    cfg.secs = a.secs;
+    cfg.warmup = a.warmup;
+    cfg.threads = a.threads;
+    cfg.pin = a.pin;
+    let r = run_tcp_rr(&cfg)?;
+    Ok(print_report(&r, a.json))
+}
+
+fn udp_rr(a: UdpRrArgs) -> Result<ExitCode, String> {
+    let mut cfg = UdpRrConfig::new(resolve(&a.target)?);
+    cfg.size = a.size;
+    cfg.secs = a.secs;
+    cfg.warmup = a.warmup;
+    cfg.timeout = Duration::from_millis(a.timeout_ms);
+    cfg.pin = a.pin;
+    let r = run_udp_rr(&cfg)?;
+    Ok(print_report(&r, a.json))
+}
+
+fn kernel_echo(a: EchoArgs) -> Result<ExitCode, String> {
+    let addr = resolve(&a.listen)?;
+    let server = EchoServer::bind(addr).map_err(|e| format!("bind {addr}: {e}"))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("signal handler: {e}"))?;
+    }
+    let opts = EchoOptions {
+        threads: a.threads.max(1),
+        pin: a.pin,
+        secs: a.secs,
+    };
+    println!(
+        "kernel-echo listening on {} (tcp+udp, threads={}, pin={:?})",
+        server.local_addr(),
+        opts.threads,
+        opts.pin
+    );
+    let _ = std::io::stdout().flush();
+    let stats = server.run(&opts, &stop).map_err(|e| format!("echo: {e}"))?;
+    eprintln!(
+        "kernel-echo stopped: accepted={} tcp_bytes={} udp_datagrams={} udp_bytes={}",
+        stats.accepted, stats.tcp_bytes, stats.udp_datagrams, stats.udp_bytes
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Rr(a) => rr(a),
+        Cmd::KernelEcho(a) => kernel_echo(a),
+        Cmd::UdpRr(a) => udp_rr(a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sixstack-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

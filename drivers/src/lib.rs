@@ -1,0 +1,21 @@
+//! sixstack's NIC backends: every driver is a smoltcp [`phy::Device`] plus the small
+//! [`Link`] contract the shard loop needs (flush a TX batch, an fd to sleep on, counters).
+//!
+//! Drivers: [`afxdp`] (production, kernel bypass over AF_XDP), [`tap`] (fallback, io_uring
+//! batched), [`pipe`] (two stacks in one process over lock-free rings, for deterministic
+//! tests) and [`pcap`] (a wrapper that records any link's frames for Wireshark).
+//! This crate holds no protocol logic: it moves Ethernet frames and nothing else.
+//!
+//! [`phy::Device`]: smoltcp::phy::Device
+
+#![deny(unsafe_code)]
+
+pub mod afxdp;
+pub mod link;
+pub mod netdev;
+pub mod pcap;
+pub mod pipe;
+pub mod tap;
+pub mod wait;
+
+pub use link::{Link, LinkStats};

@@ -1,0 +1,461 @@
+//! The appliance's TOML configuration: parsed, validated, and rejected with the file, line
+//! and reason when anything is wrong. Nothing is started from a half-valid file.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// A configuration problem, located in its file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or a value is of the wrong form.
+    #[error("{path}:{line}:{column}: {reason}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Which driver carries the appliance's frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverKind {
+    /// AF_XDP on a NIC queue (the production driver).
+    AfXdp,
+    /// A TAP device.
+    Tap,
+}
+
+/// XDP attach mode setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum XdpMode {
+    /// Native (driver) mode if the driver has it, generic otherwise.
+    #[default]
+    Auto,
+    /// Driver mode only.
+    Native,
+    /// Generic (skb) mode only.
+    Generic,
+}
+
+/// Zero-copy setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ZeroCopySetting {
+    /// Zero-copy where the NIC allows, copy mode otherwise.
+    #[default]
+    Auto,
+    /// Fail unless zero-copy binds.
+    Require,
+    /// Always copy mode.
+    Off,
+}
+
+/// `[interface]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interface {
+    /// NIC (af_xdp) or TAP device name.
+    pub name: String,
+    /// Driver.
+    pub driver: DriverKind,
+    /// NIC queue the shard binds (af_xdp).
+    #[serde(default)]
+    pub queue: u32,
+    /// Network namespace to open the interface in (as under /run/netns).
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// XDP attach mode.
+    #[serde(default)]
+    pub xdp_mode: XdpMode,
+    /// Zero-copy policy.
+    #[serde(default)]
+    pub zero_copy: ZeroCopySetting,
+    /// The stack's MAC; default: the NIC's own for af_xdp, a fixed local one for tap.
+    #[serde(default)]
+    pub mac: Option<Spanned<String>>,
+    /// Record every frame to this pcap file.
+    #[serde(default)]
+    pub pcap: Option<String>,
+    /// TAP MTU.
+    #[serde(default = "default_mtu")]
+    pub mtu: usize,
+}
+
+fn default_mtu() -> usize {
+    1500
+}
+
+/// `[addresses]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Addresses {
+    /// `A.B.C.D/len`.
+    #[serde(default)]
+    pub ipv4: Option<Spanned<String>>,
+    /// `addr/len` list.
+    #[serde(default)]
+    pub ipv6: Vec<Spanned<String>>,
+    /// IPv4 default gateway.
+    #[serde(default)]
+    pub gateway4: Option<Spanned<String>>,
+    /// IPv6 default gateway.
+    #[serde(default)]
+    pub gateway6: Option<Spanned<String>>,
+}
+
+/// `[tcp]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tcp {
+    /// Receive buffer per socket.
+    #[serde(default = "default_buf")]
+    pub rx_buffer: Spanned<usize>,
+    /// Send buffer per socket.
+    #[serde(default = "default_buf")]
+    pub tx_buffer: Spanned<usize>,
+    /// Listening sockets ready per listener.
+    #[serde(default = "default_backlog")]
+    pub backlog: Spanned<usize>,
+}
+
+fn default_buf() -> Spanned<usize> {
+    Spanned::new(0..0, 64 * 1024)
+}
+
+fn default_backlog() -> Spanned<usize> {
+    Spanned::new(0..0, 64)
+}
+
+impl Default for Tcp {
+    fn default() -> Tcp {
+        Tcp {
+            rx_buffer: default_buf(),
+            tx_buffer: default_buf(),
+            backlog: default_backlog(),
+        }
+    }
+}
+
+/// Transport of a built-in service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Proto {
+    /// TCP only.
+    Tcp,
+    /// UDP only.
+    Udp,
+    /// Both.
+    #[default]
+    Both,
+}
+
+/// Built-in service kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceKind {
+    /// Echo.
+    Echo,
+    /// Discard.
+    Discard,
+    /// Chargen.
+    Chargen,
+}
+
+/// `[[service]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// Which service.
+    pub kind: ServiceKind,
+    /// Port.
+    pub port: Spanned<u16>,
+    /// Transport.
+    #[serde(default)]
+    pub proto: Proto,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct File {
+    /// The link.
+    pub interface: Interface,
+    /// The stack's addresses.
+    pub addresses: Addresses,
+    /// TCP sizing.
+    #[serde(default)]
+    pub tcp: Tcp,
+    /// Services.
+    #[serde(default, rename = "service")]
+    pub services: Vec<Service>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The parsed file.
+    pub file: File,
+    /// IPv4 address and prefix.
+    pub ipv4: Option<(Ipv4Addr, u8)>,
+    /// IPv6 addresses and prefixes.
+    pub ipv6: Vec<(Ipv6Addr, u8)>,
+    /// IPv4 gateway.
+    pub gateway4: Option<Ipv4Addr>,
+    /// IPv6 gateway.
+    pub gateway6: Option<Ipv6Addr>,
+    /// Explicit MAC.
+    pub mac: Option<[u8; 6]>,
+}
+
+fn locate(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    (line, column)
+}
+
+/// Parses `addr/len`.
+pub fn parse_cidr<A: std::str::FromStr>(s: &str, max: u8) -> Result<(A, u8), String> {
+    let (a, l) = s
+        .split_once('/')
+        .ok_or_else(|| format!("'{s}' needs a prefix length, as in ADDRESS/LEN"))?;
+    let addr = a
+        .parse::<A>()
+        .map_err(|_| format!("'{a}' is not a valid address"))?;
+    let len: u8 = l
+        .parse()
+        .map_err(|_| format!("'{l}' is not a valid prefix length"))?;
+    if len > max {
+        return Err(format!("prefix length /{len} is longer than {max}"));
+    }
+    Ok((addr, len))
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` (unicast only).
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return Err(format!("'{s}' is not a MAC address (six hex bytes with ':')"));
+    }
+    let mut mac = [0u8; 6];
+    for (m, p) in mac.iter_mut().zip(parts) {
+        *m = u8::from_str_radix(p, 16).map_err(|_| format!("'{s}' is not a MAC address"))?;
+    }
+    if mac[0] & 1 == 1 || mac == [0; 6] {
+        return Err(format!("'{s}' is not a unicast MAC address"));
+    }
+    Ok(mac)
+}
+
+impl Config {
+    /// Reads and validates a file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates `text`; `name` is used in error messages.
+    pub fn parse(text: &str, name: &str) -> Result<Config, ConfigError> {
+        let err = |span: std::ops::Range<usize>, reason: String| {
+            let (line, column) = locate(text, span.start);
+            ConfigError::Invalid {
+                path: name.to_string(),
+                line,
+                column,
+                reason,
+            }
+        };
+        let file: File = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            err(span, e.message().to_string())
+        })?;
+        let ipv4 = match &file.addresses.ipv4 {
+            Some(s) => Some(
+                parse_cidr::<Ipv4Addr>(s.get_ref(), 32).map_err(|r| err(s.span(), r))?,
+            ),
+            None => None,
+        };
+        let mut ipv6 = Vec::new();
+        for s in &file.addresses.ipv6 {
+            let (a, l) = parse_cidr::<Ipv6Addr>(s.get_ref(), 128).map_err(|r| err(s.span(), r))?;
+            if a.is_multicast() || a.is_unspecified() {
+                return Err(err(s.span(), format!("{a} cannot be an interface address")));
+            }
+            ipv6.push((a, l));
+        }
+        if ipv6.len() > 6 {
+            return Err(err(
+                file.addresses.ipv6[6].span(),
+                "at most 6 IPv6 addresses per interface".into(),
+            ));
+        }
+        if let Some((a, _)) = ipv4 {
+            if a.is_multicast() || a.is_unspecified() || a.is_broadcast() {
+                let s = file.addresses.ipv4.as_ref().map(|s| s.span()).unwrap_or(0..0);
+                return Err(err(s, format!("{a} cannot be an interface address")));
+            }
+        }
+        if ipv4.is_none() && ipv6.is_empty() {
+            return Err(err(
+                0..0,
+                "[addresses] needs an ipv4 address, ipv6 addresses, or both".into(),
+            ));
+        }
+        let gateway4 = match &file.addresses.gateway4 {
+            Some(s) => Some(s.get_ref().parse::<Ipv4Addr>().map_err(|_| {
+                err(s.span(), format!("'{}' is not an IPv4 address", s.get_ref()))
+            })?),
+            None => None,
+        };
+        let gateway6 = match &file.addresses.gateway6 {
+            Some(s) => Some(s.get_ref().parse::<Ipv6Addr>().map_err(|_| {
+                err(s.span(), format!("'{}' is not an IPv6 address", s.get_ref()))
+            })?),
+            None => None,
+        };
+        let mac = match &file.interface.mac {
+            Some(s) => Some(parse_mac(s.get_ref()).map_err(|r| err(s.span(), r))?),
+            None => None,
+        };
+        for (v, what) in [
+            (&file.tcp.rx_buffer, "rx_buffer"),
+            (&file.tcp.tx_buffer, "tx_buffer"),
+        ] {
+            if !(1024..=64 * 1024 * 1024).contains(v.get_ref()) {
+                return Err(err(
+                    v.span(),
+                    format!("tcp.{what} must be between 1024 and 67108864 bytes"),
+                ));
+            }
+        }
+        if !(1..=4096).contains(file.tcp.backlog.get_ref()) {
+            return Err(err(
+                file.tcp.backlog.span(),
+                "tcp.backlog must be between 1 and 4096".into(),
+            ));
+        }
+        if file.interface.name.is_empty() || file.interface.name.len() > 15 {
+            return Err(err(
+                0..0,
+                format!(
+                    "interface name '{}' must be 1 to 15 characters",
+                    file.interface.name
+                ),
+            ));
+        }
+        let mut seen: Vec<(u16, bool, bool)> = Vec::new();
+        for s in &file.services {
+            let port = *s.port.get_ref();
+            if port == 0 {
+                return Err(err(s.port.span(), "port 0 is not a service port".into()));
+            }
+            let tcp = s.proto != Proto::Udp;
+            let udp = s.proto != Proto::Tcp;
+            if seen
+                .iter()
+                .any(|&(p, t, u)| p == port && ((t && tcp) || (u && udp)))
+            {
+                return Err(err(
+                    s.port.span(),
+                    format!("port {port} is already used by another service"),
+                ));
+            }
+            seen.push((port, tcp, udp));
+        }
+        Ok(Config {
+            ipv4,
+            ipv6,
+            gateway4,
+            gateway6,
+            mac,
+            file,
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[interface]
+name = "six0"
+driver = "af_xdp"
+
+[addresses]
+ipv4 = "10.77.0.2/24"
+ipv6 = ["fd77::2/64"]
+
+[[service]]
+kind = "echo"
+port = 7
+"#;
+
+    #[test]
+    fn parses_a_good_file() {
+        let c = Config::parse(GOOD, "good.toml").unwrap();
+        assert_eq!(c.ipv4, Some((Ipv4Addr::new(10, 77, 0, 2), 24)));
+        assert_eq!(c.ipv6.len(), 1);
+        assert_eq!(c.file.services.len(), 1);
+        assert_eq!(*c.file.tcp.backlog.get_ref(), 64);
+    }
+
+    fn error_of(text: &str) -> String {
+        Config::parse(text, "bad.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn bad_address_names_line_and_reason() {
+        let e = error_of(&GOOD.replace("10.77.0.2/24", "10.77.0.299/24"));
+        assert!(e.starts_with("bad.toml:7:"), "{e}");
+        assert!(e.contains("not a valid address"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_and_bad_driver_are_rejected() {
+        let e = error_of(&GOOD.replace("driver = \"af_xdp\"", "driver = \"dpdk\""));
+        assert!(e.starts_with("bad.toml:4:"), "{e}");
+        let e = error_of(&GOOD.replace("[[service]]", "[[service]]\ncolour = 1"));
+        assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_port_and_syntax_errors() {
+        let e = error_of(&format!("{GOOD}\n[[service]]\nkind = \"discard\"\nport = 7\n"));
+        assert!(e.contains("already used"), "{e}");
+        let e = error_of("[interface\nname=");
+        assert!(e.starts_with("bad.toml:1:"), "{e}");
+        let e = error_of(&GOOD.replace("ipv6 = [\"fd77::2/64\"]", "ipv6 = [\"ff02::1/64\"]"));
+        assert!(e.contains("cannot be an interface address"), "{e}");
+    }
+
+    #[test]
+    fn mac_forms() {
+        assert_eq!(parse_mac("02:00:00:00:00:01").unwrap(), [2, 0, 0, 0, 0, 1]);
+        assert!(parse_mac("01:00:00:00:00:01").is_err());
+        assert!(parse_mac("zz").is_err());
+    }
+}

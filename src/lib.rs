@@ -1,0 +1,46 @@
+//! The `sixstack` appliance: configuration, the lab, and wiring drivers, the stack and
+//! services into a running process. `main.rs` is only the command line over this.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod lab;
+
+/// The built-in configuration of `sixstack up` for a lab.
+pub fn lab_config(lab: &lab::Lab, pcap: Option<&str>) -> String {
+    let (driver, name, ns) = if lab.tap {
+        ("tap", lab.app_if.as_str(), lab.peer_ns.as_str())
+    } else {
+        ("af_xdp", lab.app_if.as_str(), lab.app_ns.as_str())
+    };
+    let pcap = pcap
+        .map(|p| format!("pcap = {:?}\n", p))
+        .unwrap_or_default();
+    format!(
+        r#"# sixstack on the lab link
+[interface]
+name = "{name}"
+driver = "{driver}"
+netns = "{ns}"
+{pcap}
+[addresses]
+ipv4 = "{}/24"
+ipv6 = ["{}/64"]
+
+[[service]]
+kind = "echo"
+port = 7
+
+[[service]]
+kind = "discard"
+port = 9
+
+[[service]]
+kind = "chargen"
+port = 19
+"#,
+        lab.stack4(),
+        lab.stack6()
+    )
+}

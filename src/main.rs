@@ -1,0 +1,253 @@
+//! `sixstack`: the appliance daemon and its command line.
+
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use sixstack::app;
+use sixstack::config::Config;
+use sixstack::lab::Lab;
+use sixstack_stack::IpAddress;
+
+#[derive(Parser, Debug)]
+#[command(name = "sixstack", version, about = "Kernel-bypass userspace TCP/IP appliance")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LabDriver {
+    /// veth pair between namespaces, AF_XDP on the appliance end.
+    AfXdp,
+    /// TAP device in the peer namespace.
+    Tap,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the appliance described by a TOML file until Ctrl-C.
+    Run {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Check a configuration file and exit.
+    Check {
+        /// The configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Run the default appliance on a lab link (built if missing, removed on exit).
+    Up {
+        /// Which driver the lab uses.
+        #[arg(long, value_enum, default_value = "af-xdp")]
+        driver: LabDriver,
+        /// Record every frame to this pcap file.
+        #[arg(long)]
+        pcap: Option<String>,
+    },
+    /// Build, remove or show the lab link.
+    Lab {
+        #[command(subcommand)]
+        action: LabAction,
+        /// TAP lab instead of the veth lab.
+        #[arg(long, global = true)]
+        tap: bool,
+    },
+    /// Send echo requests from the stack (the lab's config unless --config is given; the
+    /// link must not be in use by a running appliance).
+    Ping {
+        /// Destination address (IPv4 or IPv6).
+        dest: String,
+        /// The configuration file.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Number of requests.
+        #[arg(long, short = 'c', default_value_t = 3)]
+        count: u16,
+        /// Payload bytes.
+        #[arg(long, short = 's', default_value_t = 56)]
+        size: usize,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum LabAction {
+    /// Create the namespaces and link.
+    Up,
+    /// Remove them.
+    Down,
+    /// Show them.
+    Status,
+}
+
+fn stop_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            log::warn!("cannot catch signal {sig}: {e}");
+        }
+    }
+    stop
+}
+
+fn load(path: &PathBuf) -> Result<Config, String> {
+    Config::load(path).map_err(|e| e.to_string())
+}
+
+fn lab_for(tap: bool) -> Lab {
+    if tap {
+        Lab::default_tap()
+    } else {
+        Lab::default_veth()
+    }
+}
+
+fn cmd_run(cfg: Config) -> Result<(), String> {
+    let stop = stop_flag();
+    let fin = app::run(cfg, stop).map_err(|e| e.to_string())?;
+    log::info!("stopped: {:?}", fin.stats);
+    Ok(())
+}
+
+fn cmd_up(driver: LabDriver, pcap: Option<String>) -> Result<(), String> {
+    let lab = lab_for(matches!(driver, LabDriver::Tap));
+    let created = if lab.exists() {
+        false
+    } else {
+        lab.up().map_err(|e| e.to_string())?;
+        true
+    };
+    let stop = stop_flag();
+    let text = sixstack::lab_config(&lab, pcap.as_deref());
+    let result = Config::parse(&text, "built-in lab config")
+        .map_err(|e| e.to_string())
+        .and_then(|cfg| {
+            let services = cfg.clone();
+            app::start(
+                cfg,
+                Box::new(move |net: &sixstack_stack::Net| app::start_services(net, &services)),
+            )
+            .map_err(|e| e.to_string())
+        })
+        .and_then(|running| {
+            println!("{}", lab.describe());
+            println!("services: echo 7, discard 9, chargen 19 (TCP and UDP); Ctrl-C stops");
+            while !stop.load(std::sync::atomic::Ordering::Acquire) && !running.is_finished() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            running.stop().map_err(|e| e.to_string())
+        });
+    if created {
+        lab.down();
+        println!("lab removed");
+    }
+    result.map(|fin| log::info!("stopped: {:?}", fin.stats))
+}
+
+fn cmd_ping(dest: &str, config: Option<PathBuf>, count: u16, size: usize) -> Result<(), String> {
+    let ip = app::parse_dest(dest).ok_or_else(|| format!("'{dest}' is not an IP address"))?;
+    let cfg = match config {
+        Some(p) => load(&p)?,
+        None => {
+            let lab = Lab::default_veth();
+            if !lab.exists() {
+                return Err("the lab is down: run `sixstack lab up` or give --config".into());
+            }
+            Config::parse(&sixstack::lab_config(&lab, None), "built-in lab config")
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let running = app::start(
+        cfg,
+        Box::new(move |net: &sixstack_stack::Net| {
+            let n = net.clone();
+            net.spawn(async move {
+                let mut ok = 0u16;
+                for seq in 0..count {
+                    let r = n
+                        .ping(IpAddress::from(ip), seq, size, Duration::from_secs(2))
+                        .await;
+                    match &r {
+                        Ok(rep) => {
+                            ok += 1;
+                            println!(
+                                "{} bytes from {}: seq={} time={:.3} ms",
+                                rep.bytes,
+                                rep.from,
+                                rep.seq,
+                                rep.rtt.as_secs_f64() * 1e3
+                            );
+                        }
+                        Err(e) => println!("seq={seq}: {e}"),
+                    }
+                    if seq + 1 < count {
+                        n.sleep(Duration::from_millis(500)).await;
+                    }
+                }
+                let _ = tx.send(ok);
+            });
+        }),
+    )
+    .map_err(|e| e.to_string())?;
+    let ok = rx.recv().unwrap_or(0);
+    let _ = running.stop();
+    println!("{count} sent, {ok} answered");
+    if ok == 0 {
+        return Err(format!("no reply from {ip}"));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Run { config } => load(&config).and_then(cmd_run),
+        Cmd::Check { config } => load(&config).map(|_| println!("{}: ok", config.display())),
+        Cmd::Up { driver, pcap } => cmd_up(driver, pcap),
+        Cmd::Lab { action, tap } => {
+            let lab = lab_for(tap);
+            match action {
+                LabAction::Up => {
+                    if lab.exists() {
+                        println!("lab is already up");
+                        Ok(println!("{}", lab.describe()))
+                    } else {
+                        lab.up()
+                            .map(|()| println!("{}", lab.describe()))
+                            .map_err(|e| e.to_string())
+                    }
+                }
+                LabAction::Down => {
+                    lab.down();
+                    Ok(println!("lab removed"))
+                }
+                LabAction::Status => Ok(println!("{}", lab.status())),
+            }
+        }
+        Cmd::Ping {
+            dest,
+            config,
+            count,
+            size,
+        } => cmd_ping(&dest, config, count, size),
+        Cmd::Version => Ok(println!("sixstack {}", env!("CARGO_PKG_VERSION"))),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sixstack: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The shard's network state and the [`Net`] handle that services use to reach it.
+//!
+//! `Net` is a cheap `Rc` handle: it is `!Send` on purpose, so a socket can only be used on
+//! the shard (thread) that owns it. Sockets are addressed by smoltcp handles into the
+//! shard's socket set, never by pointers between objects.
+
+use std::cell::{Cell, RefCell, RefMut};
+use std::collections::HashSet;
+use std::future::Future;
+use std::rc::Rc;
+use std::time::Duration;
+
+use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+
+use crate::executor::{with_join, JoinHandle, LocalFuture};
+use crate::timer::{Sleep, Timers};
+use crate::StackConfig;
+
+/// Counters a shard keeps about its sockets and tasks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetCounters {
+    /// TCP connections handed to applications by `accept`.
+    pub tcp_accepted: u64,
+    /// TCP connections opened by `connect` that reached ESTABLISHED.
+    pub tcp_connected: u64,
+    /// TCP connect attempts that failed (refused, timed out).
+    pub tcp_connect_failed: u64,
+    /// Sockets closed and returned to the pool.
+    pub sockets_reaped: u64,
+    /// TCP sockets that had to be aborted because they did not close in time.
+    pub sockets_aborted: u64,
+    /// Tasks spawned.
+    pub tasks_spawned: u64,
+}
+
+/// The state one shard owns: interface, sockets, ports and sockets being closed.
+pub(crate) struct Core {
+    pub(crate) iface: Interface,
+    pub(crate) sockets: SocketSet<'static>,
+    /// Sockets whose owner is gone, with the time by which they must have closed.
+    pub(crate) closing: Vec<(SocketHandle, Instant, Option<u16>)>,
+    /// Ephemeral ports in use by connections this shard opened, by socket.
+    pub(crate) ports: HashSet<u16>,
+    pub(crate) next_port: u16,
+    pub(crate) counters: NetCounters,
+}
+
+/// Local port range for active opens.
+pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
+/// How long a closed socket may linger (FIN handshake, TIME-WAIT) before it is aborted.
+pub(crate) const LINGER: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
+
+impl Core {
+    /// Picks a free ephemeral port.
+    pub(crate) fn alloc_port(&mut self) -> Option<u16> {
+        let span = (EPHEMERAL.end() - EPHEMERAL.start()) as usize + 1;
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= *EPHEMERAL.end() {
+                *EPHEMERAL.start()
+            } else {
+                p + 1
+            };
+            if self.ports.insert(p) {
+                return Some(p);
+            }
+        }
+        None
+    }
+
+    /// Hands a TCP socket whose owner is gone to the reaper, which removes it once it has
+    /// closed gracefully (or aborts it after [`LINGER`]).
+    /// `port` is the ephemeral port the socket holds, if it was opened by `connect`.
+    pub(crate) fn release(&mut self, handle: SocketHandle, now: Instant, port: Option<u16>) {
+        self.closing.push((handle, now + LINGER, port));
+    }
+
+    /// Removes released sockets that finished closing (or overstayed); frees their ports.
+    pub(crate) fn reap(&mut self, now: Instant) -> usize {
+        let mut removed = 0;
+        let mut i = 0;
+        while i < self.closing.len() {
+            let (h, deadline, port) = self.closing[i];
+            let s = self.sockets.get_mut::<tcp::Socket>(h);
+            let st = s.state();
+            let done = if st == tcp::State::Closed || st == tcp::State::TimeWait {
+                true
+            } else if now >= deadline {
+                s.abort();
+                self.counters.sockets_aborted += 1;
+                true
+            } else {
+                false
+            };
+            if done {
+                self.sockets.remove(h);
+                if let Some(p) = port {
+                    self.ports.remove(&p);
+                }
+                self.closing.swap_remove(i);
+                self.counters.sockets_reaped += 1;
+                removed += 1;
+            } else {
+                i += 1;
+            }
+        }
+        removed
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) core: RefCell<Core>,
+    pub(crate) now: Cell<Instant>,
+    pub(crate) timers: RefCell<Timers>,
+    pub(crate) spawned: RefCell<Vec<LocalFuture>>,
+    pub(crate) config: StackConfig,
+}
+
+/// A handle to one shard's network: spawn tasks, open sockets, read shard time.
+#[derive(Clone)]
+pub struct Net {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl std::fmt::Debug for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Net").field("now", &self.now()).finish()
+    }
+}
+
+impl Net {
+    pub(crate) fn core(&self) -> RefMut<'_, Core> {
+        self.inner.core.borrow_mut()
+    }
+
+    pub(crate) fn timers(&self) -> RefMut<'_, Timers> {
+        self.inner.timers.borrow_mut()
+    }
+
+    /// The shard's current time, as set by the shard loop at the start of each round.
+    pub fn now(&self) -> Instant {
+        self.inner.now.get()
+    }
+
+    /// The configuration the shard was started with.
+    pub fn config(&self) -> &StackConfig {
+        &self.inner.config
+    }
+
+    /// A future that completes after `d` of shard time.
+    pub fn sleep(&self, d: Duration) -> Sleep {
+        Sleep::new(self.clone(), d)
+    }
+
+    /// Runs `fut` as a task on this shard; the handle yields its output.
+    pub fn spawn<F: Future + 'static>(&self, fut: F) -> JoinHandle<F::Output> {
+        let (task, handle) = with_join(fut);
+        self.inner.spawned.borrow_mut().push(task);
+        self.core().counters.tasks_spawned += 1;
+        handle
+    }
+
+    /// Socket and task counters of this shard.
+    pub fn counters(&self) -> NetCounters {
+        self.core().counters
+    }
+
+    /// How many sockets the shard holds now (open, listening and closing).
+    pub fn socket_count(&self) -> usize {
+        self.core().sockets.iter().count()
+    }
+}

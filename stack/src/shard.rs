@@ -1,0 +1,341 @@
+//! One shard: a link, an interface, a socket set and an executor on one thread, run to
+//! completion in rounds. A round takes a batch of frames in, fires due timers, runs ready
+//! tasks, sends what the sockets have to send and flushes the link once.
+
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketSet};
+use smoltcp::time::Instant;
+use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress};
+
+use sixstack_drivers::wait::{wait_readable, Doorbell};
+use sixstack_drivers::{Link, LinkStats};
+
+use crate::executor::Executor;
+use crate::net::{Core, Inner, NetCounters, EPHEMERAL};
+use crate::timer::Timers;
+use crate::{AddressError, JoinHandle, Net, StackConfig};
+
+/// Frames taken in per round before the shard runs tasks and sends.
+const RX_BATCH: usize = 64;
+/// Task polls per round before the shard goes back to the link.
+const TASK_BUDGET: usize = 256;
+/// Longest sleep when the link offers no descriptor to sleep on.
+const POLL_ONLY_SLEEP: Duration = Duration::from_micros(200);
+
+/// Stops a running shard from any thread.
+#[derive(Debug, Clone)]
+pub struct ShardControl {
+    stop: Arc<AtomicBool>,
+    bell: Arc<Doorbell>,
+}
+
+impl ShardControl {
+    /// Asks the shard to leave its loop; it finishes the current round first.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.bell.ring();
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopped(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+}
+
+/// Shard counters, for `stats` and benchmarks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    /// Rounds run.
+    pub rounds: u64,
+    /// Rounds in which a frame arrived or a task ran.
+    pub busy_rounds: u64,
+    /// Nanoseconds spent in busy rounds.
+    pub busy_ns: u64,
+    /// Times the shard went to sleep on its link.
+    pub sleeps: u64,
+    /// Frames taken in.
+    pub frames_in: u64,
+    /// Task polls.
+    pub task_polls: u64,
+    /// Tasks alive on the shard.
+    pub tasks_live: u64,
+    /// The link's own counters.
+    pub link: LinkStats,
+    /// Socket counters.
+    pub net: NetCounters,
+}
+
+/// One core's worth of network stack.
+pub struct Shard<L: Link> {
+    link: L,
+    net: Net,
+    executor: Executor,
+    control: ShardControl,
+    clock: Clock,
+    stats: ShardStats,
+}
+
+impl<L: Link> std::fmt::Debug for Shard<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("link", &self.link.describe())
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// Shard time: microseconds on the Unix time scale, advanced by a monotonic clock so it
+/// never goes back (pcap files show real times).
+#[derive(Debug)]
+struct Clock {
+    start: std::time::Instant,
+    base_us: i64,
+}
+
+impl Clock {
+    fn new() -> Clock {
+        let base_us = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros() as i64)
+            .unwrap_or(0);
+        Clock {
+            start: std::time::Instant::now(),
+            base_us,
+        }
+    }
+
+    fn now(&self) -> Instant {
+        Instant::from_micros(self.base_us + self.start.elapsed().as_micros() as i64)
+    }
+}
+
+impl<L: Link> Shard<L> {
+    /// Builds a shard over `link` with the addresses and sizes in `config`.
+    pub fn new(mut link: L, config: StackConfig) -> Result<Shard<L>, AddressError> {
+        let cidrs = config.cidrs()?;
+        let clock = Clock::new();
+        let now = clock.now();
+        let mut ifc = Config::new(HardwareAddress::Ethernet(EthernetAddress(config.mac)));
+        ifc.random_seed = config.seed;
+        let mut iface = Interface::new(ifc, &mut link, now);
+        iface.update_ip_addrs(|addrs| {
+            for c in cidrs {
+                // The address count is bounded at compile time; extra addresses are refused
+                // by config validation before they get here.
+                let _ = addrs.push(c);
+            }
+        });
+        if let Some(gw) = config.gateway4 {
+            let _ = iface.routes_mut().add_default_ipv4_route(gw);
+        }
+        if let Some(gw) = config.gateway6 {
+            let _ = iface.routes_mut().add_default_ipv6_route(gw);
+        }
+        let bell = Arc::new(Doorbell::new().map_err(|e| AddressError::Mac(e.to_string()))?);
+        let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u64;
+        let first_port = EPHEMERAL.start() + (config.seed % span) as u16;
+        let inner = Inner {
+            core: std::cell::RefCell::new(Core {
+                iface,
+                sockets: SocketSet::new(Vec::new()),
+                closing: Vec::new(),
+                ports: Default::default(),
+                next_port: first_port,
+                counters: NetCounters::default(),
+            }),
+            now: std::cell::Cell::new(now),
+            timers: std::cell::RefCell::new(Timers::default()),
+            spawned: std::cell::RefCell::new(Vec::new()),
+            config,
+        };
+        Ok(Shard {
+            link,
+            net: Net {
+                inner: Rc::new(inner),
+            },
+            executor: Executor::new(bell.clone()),
+            control: ShardControl {
+                stop: Arc::new(AtomicBool::new(false)),
+                bell,
+            },
+            clock,
+            stats: ShardStats::default(),
+        })
+    }
+
+    /// The handle services use to open sockets and spawn tasks on this shard.
+    pub fn net(&self) -> Net {
+        self.net.clone()
+    }
+
+    /// A handle that stops [`Shard::run`] from another thread.
+    pub fn control(&self) -> ShardControl {
+        self.control.clone()
+    }
+
+    /// The link.
+    pub fn link(&self) -> &L {
+        &self.link
+    }
+
+    /// The link, mutably (tests inject frames through it).
+    pub fn link_mut(&mut self) -> &mut L {
+        &mut self.link
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> ShardStats {
+        let mut s = self.stats;
+        s.link = self.link.stats();
+        s.net = self.net.counters();
+        s.tasks_live = self.executor.live() as u64;
+        s
+    }
+
+    /// Whether `addr` is one of the stack's addresses.
+    pub fn has_address(&self, addr: IpAddress) -> bool {
+        self.net.core().iface.has_ip_addr(addr)
+    }
+
+    /// The shard's clock now (Unix-scale microseconds, monotonic).
+    pub fn clock_now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Runs one round at time `now` (real or virtual) and returns when the shard next
+    /// needs a round: `Some(now)` for at once, `None` when only new frames can wake it.
+    pub fn poll_at(&mut self, now: Instant) -> Option<Instant> {
+        self.round(now);
+        self.next_deadline(now)
+    }
+
+    fn round(&mut self, now: Instant) -> bool {
+        self.net.inner.now.set(now);
+        self.stats.rounds += 1;
+        let mut worked = false;
+        {
+            let mut core = self.net.core();
+            let core = &mut *core;
+            for _ in 0..RX_BATCH {
+                match core
+                    .iface
+                    .poll_ingress_single(now, &mut self.link, &mut core.sockets)
+                {
+                    PollIngressSingleResult::None => break,
+                    _ => {
+                        self.stats.frames_in += 1;
+                        worked = true;
+                    }
+                }
+            }
+        }
+        self.net.timers().fire(now);
+        let mut polled = 0;
+        loop {
+            let spawned: Vec<_> = self.net.inner.spawned.borrow_mut().drain(..).collect();
+            for t in spawned {
+                self.executor.insert(t);
+            }
+            if polled >= TASK_BUDGET || !self.executor.has_ready() {
+                break;
+            }
+            polled += self.executor.run_ready(TASK_BUDGET - polled);
+        }
+        if polled > 0 {
+            worked = true;
+            self.stats.task_polls += polled as u64;
+        }
+        {
+            let mut core = self.net.core();
+            let core = &mut *core;
+            core.iface
+                .poll_egress(now, &mut self.link, &mut core.sockets);
+            if !core.closing.is_empty() {
+                core.reap(now);
+            }
+        }
+        if let Err(e) = self.link.flush() {
+            log::warn!("{}: flush: {e}", self.link.describe());
+        }
+        worked
+    }
+
+    fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
+        if self.executor.has_ready() || !self.net.inner.spawned.borrow().is_empty() {
+            return Some(now);
+        }
+        let timer = self.net.timers().next_deadline();
+        let iface = {
+            let mut core = self.net.core();
+            let core = &mut *core;
+            core.iface.poll_at(now, &core.sockets)
+        };
+        match (timer, iface) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Runs rounds on the real clock until [`ShardControl::stop`]: busy-polls for the
+    /// configured while after work, then sleeps on the link until a frame, a timer or
+    /// the doorbell wakes it.
+    pub fn run(&mut self) -> io::Result<()> {
+        self.run_while(|| true)
+    }
+
+    /// Spawns `fut` and runs the shard until it completes (or the shard is stopped, which
+    /// gives `None`).
+    pub fn run_until<F: Future + 'static>(&mut self, fut: F) -> io::Result<Option<F::Output>> {
+        let handle: JoinHandle<F::Output> = self.net.spawn(fut);
+        self.run_while(|| !handle.is_finished())?;
+        Ok(handle.try_take())
+    }
+
+    fn run_while(&mut self, mut go_on: impl FnMut() -> bool) -> io::Result<()> {
+        self.executor.set_owner_thread();
+        let busy_poll = Duration::from_micros(self.net.config().busy_poll_us);
+        let mut last_work = std::time::Instant::now();
+        while !self.control.is_stopped() && go_on() {
+            let started = std::time::Instant::now();
+            let now = self.clock.now();
+            if self.round(now) {
+                self.stats.busy_rounds += 1;
+                self.stats.busy_ns += started.elapsed().as_nanos() as u64;
+                last_work = std::time::Instant::now();
+            }
+            if !go_on() {
+                break;
+            }
+            let next = self.next_deadline(now);
+            let now2 = self.clock.now();
+            if next.is_some_and(|t| t <= now2) || last_work.elapsed() < busy_poll {
+                continue;
+            }
+            let timeout = next.map(|t| Duration::from_micros((t - now2).total_micros()));
+            self.control.bell.drain();
+            if self.control.is_stopped() || self.executor.has_ready() {
+                continue;
+            }
+            if !self.link.prepare_wait() {
+                continue;
+            }
+            self.stats.sleeps += 1;
+            match self.link.wait_fd() {
+                Some(fd) => {
+                    wait_readable(&[fd, self.control.bell.fd()], timeout)?;
+                }
+                None => {
+                    let t = timeout.map_or(POLL_ONLY_SLEEP, |t| t.min(POLL_ONLY_SLEEP));
+                    wait_readable(&[self.control.bell.fd()], Some(t))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,439 @@
+//! TCP for applications: [`TcpListener`] with a real listen backlog and [`TcpStream`]
+//! implementing `tokio::io::AsyncRead`/`AsyncWrite` over a smoltcp socket.
+//!
+//! smoltcp's listening socket takes exactly one connection and then *is* that connection.
+//! A listener therefore keeps a pool of `backlog` listening sockets on its port: each SYN
+//! lands on a free one, `accept` hands established ones to the application and replaces
+//! them, so a burst of up to `backlog` SYNs is answered with SYN-ACKs, not RSTs.
+
+use std::cell::RefCell;
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use smoltcp::iface::SocketHandle;
+use smoltcp::socket::tcp;
+use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::Net;
+
+/// How long an active open may take before it fails with `TimedOut`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn new_socket(net: &Net) -> tcp::Socket<'static> {
+    let cfg = net.config();
+    let rx = tcp::SocketBuffer::new(vec![0u8; cfg.tcp_rx_buffer]);
+    let tx = tcp::SocketBuffer::new(vec![0u8; cfg.tcp_tx_buffer]);
+    tcp::Socket::new(rx, tx)
+}
+
+/// A TCP listening port with a backlog of ready listening sockets.
+pub struct TcpListener {
+    net: Net,
+    endpoint: IpListenEndpoint,
+    pool: RefCell<Vec<SocketHandle>>,
+}
+
+impl std::fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("endpoint", &self.endpoint)
+            .field("backlog", &self.pool.borrow().len())
+            .finish()
+    }
+}
+
+impl TcpListener {
+    /// Listens on `endpoint` (address optional: all of the stack's addresses, v4 and v6)
+    /// with the shard's configured backlog.
+    pub fn bind(net: &Net, endpoint: impl Into<IpListenEndpoint>) -> io::Result<TcpListener> {
+        let backlog = net.config().backlog;
+        TcpListener::bind_with_backlog(net, endpoint, backlog)
+    }
+
+    /// Listens with an explicit backlog (at least 1).
+    pub fn bind_with_backlog(
+        net: &Net,
+        endpoint: impl Into<IpListenEndpoint>,
+        backlog: usize,
+    ) -> io::Result<TcpListener> {
+        let endpoint = endpoint.into();
+        if endpoint.port == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a listener needs a port",
+            ));
+        }
+        let listener = TcpListener {
+            net: net.clone(),
+            endpoint,
+            pool: RefCell::new(Vec::with_capacity(backlog.max(1))),
+        };
+        for _ in 0..backlog.max(1) {
+            let h = listener.listening_socket()?;
+            listener.pool.borrow_mut().push(h);
+        }
+        Ok(listener)
+    }
+
+    fn listening_socket(&self) -> io::Result<SocketHandle> {
+        let mut s = new_socket(&self.net);
+        s.listen(self.endpoint)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("listen: {e}")))?;
+        Ok(self.net.core().sockets.add(s))
+    }
+
+    /// The endpoint this listener accepts on.
+    pub fn local_endpoint(&self) -> IpListenEndpoint {
+        self.endpoint
+    }
+
+    /// Waits for the next established connection.
+    pub async fn accept(&self) -> io::Result<(TcpStream, IpEndpoint)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Poll form of [`TcpListener::accept`].
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, IpEndpoint)>> {
+        let mut pool = self.pool.borrow_mut();
+        for i in 0..pool.len() {
+            let h = pool[i];
+            let (state, remote) = {
+                let mut core = self.net.core();
+                let s = core.sockets.get_mut::<tcp::Socket>(h);
+                (s.state(), s.remote_endpoint())
+            };
+            match state {
+                tcp::State::Listen | tcp::State::SynReceived => continue,
+                tcp::State::Closed => {
+                    // Reset or timed out before it was accepted: replace it quietly.
+                    self.net.core().sockets.remove(h);
+                    pool[i] = self.listening_socket()?;
+                }
+                _ => {
+                    pool[i] = self.listening_socket()?;
+                    self.net.core().counters.tcp_accepted += 1;
+                    let stream = TcpStream::from_handle(&self.net, h, None);
+                    let remote = remote.unwrap_or(IpEndpoint::new(
+                        smoltcp::wire::IpAddress::v4(0, 0, 0, 0),
+                        0,
+                    ));
+                    return Poll::Ready(Ok((stream, remote)));
+                }
+            }
+        }
+        let mut core = self.net.core();
+        for &h in pool.iter() {
+            core.sockets
+                .get_mut::<tcp::Socket>(h)
+                .register_recv_waker(cx.waker());
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        let mut core = self.net.core();
+        for h in self.pool.borrow_mut().drain(..) {
+            let s = core.sockets.get_mut::<tcp::Socket>(h);
+            if matches!(s.state(), tcp::State::Listen | tcp::State::Closed) {
+                core.sockets.remove(h);
+            } else {
+                s.abort();
+                core.sockets.remove(h);
+            }
+        }
+    }
+}
+
+/// A TCP connection on the stack.
+pub struct TcpStream {
+    net: Net,
+    handle: SocketHandle,
+    port: Option<u16>,
+    fin_sent: bool,
+}
+
+impl std::fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local_addr())
+            .field("peer", &self.peer_addr())
+            .finish()
+    }
+}
+
+impl TcpStream {
+    fn from_handle(net: &Net, handle: SocketHandle, port: Option<u16>) -> TcpStream {
+        TcpStream {
+            net: net.clone(),
+            handle,
+            port,
+            fin_sent: false,
+        }
+    }
+
+    /// Opens a connection to `remote` from an ephemeral port.
+    pub async fn connect(net: &Net, remote: impl Into<IpEndpoint>) -> io::Result<TcpStream> {
+        TcpStream::connect_timeout(net, remote, CONNECT_TIMEOUT).await
+    }
+
+    /// Opens a connection, failing with `TimedOut` after `limit`.
+    pub async fn connect_timeout(
+        net: &Net,
+        remote: impl Into<IpEndpoint>,
+        limit: Duration,
+    ) -> io::Result<TcpStream> {
+        let remote = remote.into();
+        let stream = {
+            let mut core = net.core();
+            let port = core.alloc_port().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port")
+            })?;
+            let mut s = new_socket(net);
+            s.set_timeout(Some(smoltcp::time::Duration::from_micros(
+                limit.as_micros() as u64,
+            )));
+            let core = &mut *core;
+            if let Err(e) = s.connect(core.iface.context(), remote, port) {
+                core.ports.remove(&port);
+                core.counters.tcp_connect_failed += 1;
+                let kind = match e {
+                    tcp::ConnectError::Unaddressable => io::ErrorKind::AddrNotAvailable,
+                    _ => io::ErrorKind::InvalidInput,
+                };
+                return Err(io::Error::new(kind, format!("connect to {remote}: {e}")));
+            }
+            let h = core.sockets.add(s);
+            TcpStream::from_handle(net, h, Some(port))
+        };
+        let started = net.now();
+        poll_fn(|cx| {
+            let mut core = net.core();
+            let s = core.sockets.get_mut::<tcp::Socket>(stream.handle);
+            match s.state() {
+                tcp::State::SynSent | tcp::State::SynReceived => {
+                    s.register_send_waker(cx.waker());
+                    s.register_recv_waker(cx.waker());
+                    Poll::Pending
+                }
+                tcp::State::Closed => {
+                    core.counters.tcp_connect_failed += 1;
+                    let waited = net.now() - started;
+                    let timed_out = waited.total_micros() as u128 >= limit.as_micros();
+                    Poll::Ready(Err(if timed_out {
+                        io::Error::new(io::ErrorKind::TimedOut, format!("connect to {remote}"))
+                    } else {
+                        io::Error::new(
+                            io::ErrorKind::ConnectionRefused,
+                            format!("connect to {remote}"),
+                        )
+                    }))
+                }
+                _ => {
+                    s.set_timeout(None);
+                    core.counters.tcp_connected += 1;
+                    Poll::Ready(Ok(()))
+                }
+            }
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// The local address and port.
+    pub fn local_addr(&self) -> Option<IpEndpoint> {
+        self.net
+            .core()
+            .sockets
+            .get::<tcp::Socket>(self.handle)
+            .local_endpoint()
+    }
+
+    /// The peer's address and port.
+    pub fn peer_addr(&self) -> Option<IpEndpoint> {
+        self.net
+            .core()
+            .sockets
+            .get::<tcp::Socket>(self.handle)
+            .remote_endpoint()
+    }
+
+    /// Turns Nagle's algorithm off (`true`) or on.
+    pub fn set_nodelay(&self, nodelay: bool) {
+        self.net
+            .core()
+            .sockets
+            .get_mut::<tcp::Socket>(self.handle)
+            .set_nagle_enabled(!nodelay);
+    }
+
+    /// Sends keep-alive probes after `interval` of silence (`None`: off).
+    pub fn set_keepalive(&self, interval: Option<Duration>) {
+        self.net
+            .core()
+            .sockets
+            .get_mut::<tcp::Socket>(self.handle)
+            .set_keep_alive(
+                interval.map(|d| smoltcp::time::Duration::from_micros(d.as_micros() as u64)),
+            );
+    }
+
+    /// The TCP state, for diagnostics.
+    pub fn state(&self) -> tcp::State {
+        self.net
+            .core()
+            .sockets
+            .get::<tcp::Socket>(self.handle)
+            .state()
+    }
+
+    /// Bytes written but not yet acknowledged by the peer.
+    pub fn send_queue(&self) -> usize {
+        self.net
+            .core()
+            .sockets
+            .get::<tcp::Socket>(self.handle)
+            .send_queue()
+    }
+
+    /// Resets the connection now (RST), discarding unsent data.
+    pub fn abort(&mut self) {
+        self.net
+            .core()
+            .sockets
+            .get_mut::<tcp::Socket>(self.handle)
+            .abort();
+        self.fin_sent = true;
+    }
+
+    /// Waits until everything written has been acknowledged by the peer.
+    pub async fn drain(&self) -> io::Result<()> {
+        poll_fn(|cx| {
+            let mut core = self.net.core();
+            let s = core.sockets.get_mut::<tcp::Socket>(self.handle);
+            if s.send_queue() == 0 {
+                return Poll::Ready(Ok(()));
+            }
+            if s.state() == tcp::State::Closed {
+                return Poll::Ready(Err(io::ErrorKind::ConnectionReset.into()));
+            }
+            s.register_send_waker(cx.waker());
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        let mut core = this.net.core();
+        let s = core.sockets.get_mut::<tcp::Socket>(this.handle);
+        if s.can_recv() {
+            return match s.recv_slice(buf.initialize_unfilled()) {
+                Ok(n) => {
+                    buf.advance(n);
+                    Poll::Ready(Ok(()))
+                }
+                Err(e) => Poll::Ready(Err(io::Error::new(io::ErrorKind::Other, e.to_string()))),
+            };
+        }
+        match s.state() {
+            tcp::State::CloseWait
+            | tcp::State::LastAck
+            | tcp::State::Closing
+            | tcp::State::TimeWait => Poll::Ready(Ok(())),
+            tcp::State::Closed if this.fin_sent => Poll::Ready(Ok(())),
+            tcp::State::Closed => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
+            _ => {
+                s.register_recv_waker(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        let mut core = this.net.core();
+        let s = core.sockets.get_mut::<tcp::Socket>(this.handle);
+        if s.can_send() {
+            return match s.send_slice(buf) {
+                Ok(n) => Poll::Ready(Ok(n)),
+                Err(e) => Poll::Ready(Err(io::Error::new(io::ErrorKind::Other, e.to_string()))),
+            };
+        }
+        if this.fin_sent {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        match s.state() {
+            tcp::State::Closed => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
+            tcp::State::Established | tcp::State::CloseWait => {
+                s.register_send_waker(cx.waker());
+                Poll::Pending
+            }
+            tcp::State::SynSent | tcp::State::SynReceived | tcp::State::Listen => {
+                s.register_send_waker(cx.waker());
+                Poll::Pending
+            }
+            _ => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Written bytes already sit in the socket's send buffer; the shard sends them at the
+        // end of this round.
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.fin_sent {
+            this.net
+                .core()
+                .sockets
+                .get_mut::<tcp::Socket>(this.handle)
+                .close();
+            this.fin_sent = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        let now = self.net.now();
+        let mut core = self.net.core();
+        let s = core.sockets.get_mut::<tcp::Socket>(self.handle);
+        if s.state() == tcp::State::Closed {
+            core.sockets.remove(self.handle);
+            if let Some(p) = self.port {
+                core.ports.remove(&p);
+            }
+            core.counters.sockets_reaped += 1;
+        } else {
+            s.close();
+            core.release(self.handle, now, self.port);
+        }
+    }
+}

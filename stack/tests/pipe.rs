@@ -1,0 +1,254 @@
+//! Protocol tests over the in-memory pipe driver: two shards in one thread on virtual
+//! time, no namespaces, deterministic. The same services and sockets as on a real link.
+#![allow(clippy::unwrap_used)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sixstack_drivers::pipe::{self, PipeLink};
+use sixstack_stack::smoltcp::time::Instant;
+use sixstack_stack::smoltcp::wire::IpListenEndpoint;
+use sixstack_stack::{IpAddress, Shard, StackConfig, TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const A4: [u8; 4] = [10, 0, 0, 1];
+const B4: [u8; 4] = [10, 0, 0, 2];
+
+fn cfg(host: u8) -> StackConfig {
+    let mut c = StackConfig::new([0x02, 0, 0, 0, 0, host]);
+    c.ipv4 = Some((std::net::Ipv4Addr::new(10, 0, 0, host), 24));
+    c.ipv6 = vec![(format!("fd00::{host}").parse().unwrap(), 64)];
+    c.seed = u64::from(host) * 7919;
+    c
+}
+
+fn pair() -> (Shard<PipeLink>, Shard<PipeLink>) {
+    let (la, lb) = pipe::pair(1024, 1500);
+    (
+        Shard::new(la, cfg(1)).unwrap(),
+        Shard::new(lb, cfg(2)).unwrap(),
+    )
+}
+
+/// Runs both shards on virtual time until `done` or `limit` of virtual time passes.
+fn drive(a: &mut Shard<PipeLink>, b: &mut Shard<PipeLink>, limit: Duration, done: impl Fn() -> bool) {
+    let mut now = Instant::from_secs(1_000);
+    let end = now + sixstack_stack::smoltcp::time::Duration::from_micros(limit.as_micros() as u64);
+    while now < end {
+        let na = a.poll_at(now);
+        let nb = b.poll_at(now);
+        if done() {
+            return;
+        }
+        let soon = [na, nb].into_iter().flatten().min();
+        now = match soon {
+            Some(t) if t > now => t.min(now + sixstack_stack::smoltcp::time::Duration::from_millis(1)),
+            _ => now + sixstack_stack::smoltcp::time::Duration::from_micros(20),
+        };
+    }
+    panic!("not done within {limit:?} of virtual time");
+}
+
+fn ip(a: [u8; 4]) -> IpAddress {
+    IpAddress::v4(a[0], a[1], a[2], a[3])
+}
+
+fn v6(host: u8) -> IpAddress {
+    IpAddress::Ipv6(format!("fd00::{host}").parse().unwrap())
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+fn echo_roundtrip(dst: IpAddress, size: usize) {
+    let (mut a, mut b) = pair();
+    let nb = b.net();
+    nb.spawn(sixstack_basic::serve_tcp(nb.clone(), sixstack_basic::Kind::Echo, 7));
+    let na = a.net();
+    let result = Rc::new(RefCell::new(None));
+    let r2 = result.clone();
+    na.spawn({
+        let na = na.clone();
+        async move {
+            let r: std::io::Result<Vec<u8>> = async {
+                let s = TcpStream::connect(&na, (dst, 7)).await?;
+                let data = pattern(size);
+                let (mut back, mut off) = (Vec::new(), 0);
+                let mut s = s;
+                let mut buf = vec![0u8; 8192];
+                while back.len() < size {
+                    if off < size {
+                        let end = (off + 4096).min(size);
+                        s.write_all(&data[off..end]).await?;
+                        off = end;
+                        if off == size {
+                            s.shutdown().await?;
+                        }
+                    }
+                    let n = s.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    back.extend_from_slice(&buf[..n]);
+                }
+                Ok(back)
+            }
+            .await;
+            *r2.borrow_mut() = Some(r.map_err(|e| e.to_string()));
+        }
+    });
+    drive(&mut a, &mut b, Duration::from_secs(60), || result.borrow().is_some());
+    assert!(b.stats().link.rx_bytes as usize > size, "{:?}", b.stats());
+    let back = result.borrow_mut().take().unwrap().unwrap();
+    assert_eq!(back.len(), size);
+    assert!(back == pattern(size));
+}
+
+#[test]
+fn tcp_echo_v4_small_and_large() {
+    echo_roundtrip(ip(B4), 1);
+    echo_roundtrip(ip(B4), 1 << 20);
+}
+
+#[test]
+fn tcp_echo_v6() {
+    echo_roundtrip(v6(2), 100_000);
+}
+
+#[test]
+fn listen_backlog_takes_a_burst_of_syns() {
+    let (mut a, mut b) = pair();
+    let nb = b.net();
+    let accepted = Rc::new(RefCell::new(0usize));
+    // The server accepts nothing until all clients are established: only the backlog of
+    // ready listening sockets can take the burst.
+    let listener = Rc::new(TcpListener::bind_with_backlog(&nb, IpListenEndpoint { addr: None, port: 80 }, 40).unwrap());
+    let na = a.net();
+    let established = Rc::new(RefCell::new(Vec::new()));
+    for _ in 0..40 {
+        let (na2, est) = (na.clone(), established.clone());
+        na.spawn(async move {
+            let r = TcpStream::connect(&na2, (ip(B4), 80)).await;
+            est.borrow_mut().push(r.map_err(|e| e.kind()));
+            // keep the connection open for the accept phase
+            na2.sleep(Duration::from_secs(5)).await;
+        });
+    }
+    drive(&mut a, &mut b, Duration::from_secs(10), || established.borrow().len() == 40);
+    assert!(established.borrow().iter().all(|r| r.is_ok()), "{:?}", established.borrow());
+    let (l2, acc) = (listener.clone(), accepted.clone());
+    nb.spawn(async move {
+        let mut keep = Vec::new();
+        for _ in 0..40 {
+            keep.push(l2.accept().await.unwrap());
+            *acc.borrow_mut() += 1;
+        }
+    });
+    drive(&mut a, &mut b, Duration::from_secs(2), || *accepted.borrow() == 40);
+}
+
+#[test]
+fn connect_to_a_closed_port_is_refused() {
+    let (mut a, mut b) = pair();
+    let na = a.net();
+    let r = Rc::new(RefCell::new(None));
+    let r2 = r.clone();
+    na.spawn({
+        let na = na.clone();
+        async move {
+            *r2.borrow_mut() = Some(TcpStream::connect(&na, (ip(B4), 81)).await.map(|_| ()).map_err(|e| e.kind()));
+        }
+    });
+    drive(&mut a, &mut b, Duration::from_secs(5), || r.borrow().is_some());
+    assert_eq!(r.borrow_mut().take(), Some(Err(std::io::ErrorKind::ConnectionRefused)));
+}
+
+#[test]
+fn udp_echo_and_ping_v4_v6() {
+    let (mut a, mut b) = pair();
+    let nb = b.net();
+    nb.spawn(sixstack_basic::serve_udp(nb.clone(), sixstack_basic::Kind::Echo, 7));
+    let na = a.net();
+    let out = Rc::new(RefCell::new(Vec::new()));
+    let o2 = out.clone();
+    na.spawn({
+        let na = na.clone();
+        async move {
+            let s = UdpSocket::bind(&na, IpListenEndpoint { addr: None, port: 0 }).unwrap();
+            for dst in [ip(B4), v6(2)] {
+                s.send_to(b"hello udp", (dst, 7)).await.unwrap();
+                let mut buf = [0u8; 64];
+                let (n, from) = s.recv_from(&mut buf).await.unwrap();
+                o2.borrow_mut().push(format!("{} {}", from.addr, String::from_utf8_lossy(&buf[..n])));
+                let p = na.ping(dst, 1, 100, Duration::from_secs(1)).await.unwrap();
+                o2.borrow_mut().push(format!("ping {} {}", p.from, p.bytes));
+            }
+        }
+    });
+    drive(&mut a, &mut b, Duration::from_secs(5), || out.borrow().len() == 4);
+    assert_eq!(
+        *out.borrow(),
+        vec!["10.0.0.2 hello udp", "ping 10.0.0.2 100", "fd00::2 hello udp", "ping fd00::2 100"]
+    );
+}
+
+/// Random bytes as frames, straight into the shard: no panic, and it keeps serving.
+#[test]
+fn random_frames_never_panic_the_shard() {
+    use rand::{Rng, SeedableRng};
+    let (mut a, mut b) = pair();
+    let nb = b.net();
+    nb.spawn(sixstack_basic::serve_tcp(nb.clone(), sixstack_basic::Kind::Echo, 7));
+    let mut rng = rand::rngs::StdRng::seed_from_u64(42);
+    let mac = [0x02, 0, 0, 0, 0, 2];
+    let mut now = Instant::from_secs(1);
+    for i in 0..20_000u32 {
+        let len = rng.gen_range(0..=1514);
+        let mut f: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+        if len >= 14 && i % 2 == 0 {
+            f[..6].copy_from_slice(&mac);
+            let et: &[u8] = match i % 6 { 0 => &[0x08, 0x00], 2 => &[0x86, 0xdd], _ => &[0x08, 0x06] };
+            f[12..14].copy_from_slice(et);
+            if len >= 34 && et == [0x08, 0x00] {
+                f[14] = 0x45;
+                f[30..34].copy_from_slice(&B4);
+            }
+            if len >= 54 && et == [0x86, 0xdd] {
+                f[14] = 0x60;
+                f[38..54].copy_from_slice(&"fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+            }
+        }
+        assert!(b.link().inject(&f), "pipe ring full");
+        if i % 64 == 0 {
+            b.poll_at(now);
+            now += sixstack_stack::smoltcp::time::Duration::from_micros(100);
+        }
+    }
+    for _ in 0..100 {
+        b.poll_at(now);
+    }
+    let st = b.stats();
+    assert_eq!(st.frames_in, 20_000, "every injected frame was taken in: {st:?}");
+    echo_after(&mut a, &mut b);
+    let _ = A4;
+}
+
+fn echo_after(a: &mut Shard<PipeLink>, b: &mut Shard<PipeLink>) {
+    let na = a.net();
+    let done = Rc::new(RefCell::new(false));
+    let d2 = done.clone();
+    na.spawn({
+        let na = na.clone();
+        async move {
+            let mut s = TcpStream::connect(&na, (ip(B4), 7)).await.unwrap();
+            s.write_all(b"still here").await.unwrap();
+            let mut buf = [0u8; 10];
+            s.read_exact(&mut buf).await.unwrap();
+            assert_eq!(&buf, b"still here");
+            *d2.borrow_mut() = true;
+        }
+    });
+    drive(a, b, Duration::from_secs(5), || *done.borrow());
+}
