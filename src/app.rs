@@ -111,9 +111,7 @@ fn run_shard<L: Link>(
     log::info!("shard 0 on {describe}");
     job(&shard.net());
     let _ = ready.send(Ok(shard.control()));
-    shard
-        .run()
-        .map_err(|e| AppError::Shard(e.to_string()))?;
+    shard.run().map_err(|e| AppError::Shard(e.to_string()))?;
     Ok(Finished {
         stats: shard.stats(),
     })
@@ -236,7 +234,9 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
         }
         Err(_) => match thread.join() {
             Ok(Err(e)) => Err(e),
-            _ => Err(AppError::Shard("the shard thread ended before it started".into())),
+            _ => Err(AppError::Shard(
+                "the shard thread ended before it started".into(),
+            )),
         },
     }
 }
@@ -244,7 +244,10 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
 /// Runs the appliance until `stop` is set (SIGINT/SIGTERM in the binary).
 pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Finished, AppError> {
     let services = cfg.clone();
-    let running = start(cfg, Box::new(move |net: &Net| start_services(net, &services)))?;
+    let running = start(
+        cfg,
+        Box::new(move |net: &Net| start_services(net, &services)),
+    )?;
     while !stop.load(Ordering::Acquire) && !running.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
     }

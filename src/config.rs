@@ -229,7 +229,10 @@ pub struct Config {
 fn locate(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, column)
 }
 
@@ -254,7 +257,9 @@ pub fn parse_cidr<A: std::str::FromStr>(s: &str, max: u8) -> Result<(A, u8), Str
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
     let parts: Vec<&str> = s.split(':').collect();
     if parts.len() != 6 {
-        return Err(format!("'{s}' is not a MAC address (six hex bytes with ':')"));
+        return Err(format!(
+            "'{s}' is not a MAC address (six hex bytes with ':')"
+        ));
     }
     let mut mac = [0u8; 6];
     for (m, p) in mac.iter_mut().zip(parts) {
@@ -292,9 +297,7 @@ impl Config {
             err(span, e.message().to_string())
         })?;
         let ipv4 = match &file.addresses.ipv4 {
-            Some(s) => Some(
-                parse_cidr::<Ipv4Addr>(s.get_ref(), 32).map_err(|r| err(s.span(), r))?,
-            ),
+            Some(s) => Some(parse_cidr::<Ipv4Addr>(s.get_ref(), 32).map_err(|r| err(s.span(), r))?),
             None => None,
         };
         let mut ipv6 = Vec::new();
@@ -313,7 +316,12 @@ impl Config {
         }
         if let Some((a, _)) = ipv4 {
             if a.is_multicast() || a.is_unspecified() || a.is_broadcast() {
-                let s = file.addresses.ipv4.as_ref().map(|s| s.span()).unwrap_or(0..0);
+                let s = file
+                    .addresses
+                    .ipv4
+                    .as_ref()
+                    .map(|s| s.span())
+                    .unwrap_or(0..0);
                 return Err(err(s, format!("{a} cannot be an interface address")));
             }
         }
@@ -325,13 +333,19 @@ impl Config {
         }
         let gateway4 = match &file.addresses.gateway4 {
             Some(s) => Some(s.get_ref().parse::<Ipv4Addr>().map_err(|_| {
-                err(s.span(), format!("'{}' is not an IPv4 address", s.get_ref()))
+                err(
+                    s.span(),
+                    format!("'{}' is not an IPv4 address", s.get_ref()),
+                )
             })?),
             None => None,
         };
         let gateway6 = match &file.addresses.gateway6 {
             Some(s) => Some(s.get_ref().parse::<Ipv6Addr>().map_err(|_| {
-                err(s.span(), format!("'{}' is not an IPv6 address", s.get_ref()))
+                err(
+                    s.span(),
+                    format!("'{}' is not an IPv6 address", s.get_ref()),
+                )
             })?),
             None => None,
         };
@@ -444,7 +458,9 @@ port = 7
 
     #[test]
     fn duplicate_port_and_syntax_errors() {
-        let e = error_of(&format!("{GOOD}\n[[service]]\nkind = \"discard\"\nport = 7\n"));
+        let e = error_of(&format!(
+            "{GOOD}\n[[service]]\nkind = \"discard\"\nport = 7\n"
+        ));
         assert!(e.contains("already used"), "{e}");
         let e = error_of("[interface\nname=");
         assert!(e.starts_with("bad.toml:1:"), "{e}");

@@ -80,10 +80,22 @@ impl Lab {
     /// (at most 8 characters) and `index` picks the subnet.
     pub fn for_test(tag: &str, index: u8, tap: bool) -> Lab {
         Lab {
-            app_ns: if tap { String::new() } else { format!("sx{tag}a") },
+            app_ns: if tap {
+                String::new()
+            } else {
+                format!("sx{tag}a")
+            },
             peer_ns: format!("sx{tag}p"),
-            app_if: if tap { format!("sx{tag}t") } else { format!("sx{tag}") },
-            peer_if: if tap { String::new() } else { format!("sx{tag}q") },
+            app_if: if tap {
+                format!("sx{tag}t")
+            } else {
+                format!("sx{tag}")
+            },
+            peer_if: if tap {
+                String::new()
+            } else {
+                format!("sx{tag}q")
+            },
             tap,
             net4: [10, 200, index],
             net6: [0xfd99, 0, 0, index as u16],
@@ -137,7 +149,11 @@ impl Lab {
 
     /// Creates the lab. On failure whatever was created is removed again.
     pub fn up(&self) -> Result<(), LabError> {
-        let r = if self.tap { self.up_tap() } else { self.up_veth() };
+        let r = if self.tap {
+            self.up_tap()
+        } else {
+            self.up_veth()
+        };
         if r.is_err() {
             self.down();
         }
@@ -151,32 +167,81 @@ impl Lab {
         ip(&["-n", a, "link", "set", "lo", "up"])?;
         ip(&["-n", p, "link", "set", "lo", "up"])?;
         ip(&[
-            "-n", a, "link", "add", &self.app_if, "type", "veth", "peer", "name", &self.peer_if,
-            "netns", p,
+            "-n",
+            a,
+            "link",
+            "add",
+            &self.app_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &self.peer_if,
+            "netns",
+            p,
         ])?;
         // The stack owns the link-local address derived from the shared MAC: the kernel of
         // the appliance namespace must not claim it too.
         ip(&["-n", a, "link", "set", &self.app_if, "addrgenmode", "none"])?;
-        ip(&["-n", p, "link", "set", &self.peer_if, "addrgenmode", "eui64"])?;
-        ip(&["-n", a, "addr", "add", &format!("{}/24", self.kernel4()), "dev", &self.app_if])?;
         ip(&[
-            "-n", a, "addr", "add", &format!("{}/64", self.kernel6()), "dev", &self.app_if,
+            "-n",
+            p,
+            "link",
+            "set",
+            &self.peer_if,
+            "addrgenmode",
+            "eui64",
+        ])?;
+        ip(&[
+            "-n",
+            a,
+            "addr",
+            "add",
+            &format!("{}/24", self.kernel4()),
+            "dev",
+            &self.app_if,
+        ])?;
+        ip(&[
+            "-n",
+            a,
+            "addr",
+            "add",
+            &format!("{}/64", self.kernel6()),
+            "dev",
+            &self.app_if,
             "nodad",
         ])?;
-        ip(&["-n", p, "addr", "add", &format!("{}/24", self.peer4()), "dev", &self.peer_if])?;
         ip(&[
-            "-n", p, "addr", "add", &format!("{}/64", self.peer6()), "dev", &self.peer_if, "nodad",
+            "-n",
+            p,
+            "addr",
+            "add",
+            &format!("{}/24", self.peer4()),
+            "dev",
+            &self.peer_if,
+        ])?;
+        ip(&[
+            "-n",
+            p,
+            "addr",
+            "add",
+            &format!("{}/64", self.peer6()),
+            "dev",
+            &self.peer_if,
+            "nodad",
         ])?;
         // A veth peer otherwise hands the XSK frames with partial checksums and 64 KiB
         // GSO super-frames.
         for (ns, ifname) in [(p, &self.peer_if), (a, &self.app_if)] {
             let name = ifname.clone();
-            netdev::in_netns(ns, move || netdev::set_offloads(&name, false, false, false, false))
-                .and_then(|r| r)
-                .map_err(|source| LabError::Offload {
-                    ifname: ifname.clone(),
-                    source,
-                })?;
+            netdev::in_netns(ns, move || {
+                netdev::set_offloads(&name, false, false, false, false)
+            })
+            .and_then(|r| r)
+            .map_err(|source| LabError::Offload {
+                ifname: ifname.clone(),
+                source,
+            })?;
         }
         ip(&["-n", a, "link", "set", &self.app_if, "up"])?;
         ip(&["-n", p, "link", "set", &self.peer_if, "up"])?;
@@ -188,9 +253,24 @@ impl Lab {
         ip(&["netns", "add", p])?;
         ip(&["-n", p, "link", "set", "lo", "up"])?;
         ip(&["-n", p, "tuntap", "add", "dev", &self.app_if, "mode", "tap"])?;
-        ip(&["-n", p, "addr", "add", &format!("{}/24", self.peer4()), "dev", &self.app_if])?;
         ip(&[
-            "-n", p, "addr", "add", &format!("{}/64", self.peer6()), "dev", &self.app_if, "nodad",
+            "-n",
+            p,
+            "addr",
+            "add",
+            &format!("{}/24", self.peer4()),
+            "dev",
+            &self.app_if,
+        ])?;
+        ip(&[
+            "-n",
+            p,
+            "addr",
+            "add",
+            &format!("{}/64", self.peer6()),
+            "dev",
+            &self.app_if,
+            "nodad",
         ])?;
         ip(&["-n", p, "link", "set", &self.app_if, "up"])?;
         Ok(())
@@ -281,10 +361,13 @@ impl Lab {
 
 /// Runs `ip ARGS`, turning a failure into an error with its stderr.
 pub fn ip(args: &[&str]) -> Result<(), LabError> {
-    let out = Command::new("ip").args(args).output().map_err(|e| LabError::Command {
-        cmd: format!("ip {}", args.join(" ")),
-        stderr: e.to_string(),
-    })?;
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| LabError::Command {
+            cmd: format!("ip {}", args.join(" ")),
+            stderr: e.to_string(),
+        })?;
     if out.status.success() {
         Ok(())
     } else {

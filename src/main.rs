@@ -15,7 +15,11 @@ use sixstack::lab::Lab;
 use sixstack_stack::IpAddress;
 
 #[derive(Parser, Debug)]
-#[command(name = "sixstack", version, about = "Kernel-bypass userspace TCP/IP appliance")]
+#[command(
+    name = "sixstack",
+    version,
+    about = "Kernel-bypass userspace TCP/IP appliance"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -99,7 +103,7 @@ fn stop_flag() -> Arc<AtomicBool> {
     stop
 }
 
-fn load(path: &PathBuf) -> Result<Config, String> {
+fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| e.to_string())
 }
 
@@ -220,8 +224,8 @@ fn main() -> ExitCode {
             match action {
                 LabAction::Up => {
                     if lab.exists() {
-                        println!("lab is already up");
-                        Ok(println!("{}", lab.describe()))
+                        println!("lab is already up\n{}", lab.describe());
+                        Ok(())
                     } else {
                         lab.up()
                             .map(|()| println!("{}", lab.describe()))
@@ -230,9 +234,13 @@ fn main() -> ExitCode {
                 }
                 LabAction::Down => {
                     lab.down();
-                    Ok(println!("lab removed"))
+                    println!("lab removed");
+                    Ok(())
                 }
-                LabAction::Status => Ok(println!("{}", lab.status())),
+                LabAction::Status => {
+                    println!("{}", lab.status());
+                    Ok(())
+                }
             }
         }
         Cmd::Ping {
@@ -241,7 +249,10 @@ fn main() -> ExitCode {
             count,
             size,
         } => cmd_ping(&dest, config, count, size),
-        Cmd::Version => Ok(println!("sixstack {}", env!("CARGO_PKG_VERSION"))),
+        Cmd::Version => {
+            println!("sixstack {}", env!("CARGO_PKG_VERSION"));
+            Ok(())
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

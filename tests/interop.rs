@@ -17,13 +17,50 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 fn ping_both(tap: bool) {
     let g = LabGuard::new(tap);
     let app = start_appliance(&g.lab, |_| {});
-    let (ok, out) = ns_exec(&g.lab.peer_ns, &["ping", "-c", "3", "-i", "0.2", "-W", "2", &g.lab.stack4().to_string()]);
+    let (ok, out) = ns_exec(
+        &g.lab.peer_ns,
+        &[
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            &g.lab.stack4().to_string(),
+        ],
+    );
     assert!(ok, "ping: {out}");
     assert!(out.contains("3 received"), "{out}");
-    let (ok, out) = ns_exec(&g.lab.peer_ns, &["ping", "-6", "-c", "3", "-i", "0.2", "-W", "2", &g.lab.stack6().to_string()]);
+    let (ok, out) = ns_exec(
+        &g.lab.peer_ns,
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            &g.lab.stack6().to_string(),
+        ],
+    );
     assert!(ok, "ping -6: {out}");
     // A large ping crosses IPv4 fragmentation and reassembly.
-    let (ok, out) = ns_exec(&g.lab.peer_ns, &["ping", "-c", "1", "-s", "3000", "-W", "2", &g.lab.stack4().to_string()]);
+    let (ok, out) = ns_exec(
+        &g.lab.peer_ns,
+        &[
+            "ping",
+            "-c",
+            "1",
+            "-s",
+            "3000",
+            "-W",
+            "2",
+            &g.lab.stack4().to_string(),
+        ],
+    );
     assert!(ok, "fragmented ping: {out}");
     app.stop().unwrap();
 }
@@ -33,8 +70,14 @@ fn tcp_echo_sizes(tap: bool) {
     let app = start_appliance(&g.lab, |_| {});
     let peer = g.lab.peer_ns.clone();
     for (ip, sizes) in [
-        (IpAddr::from(g.lab.stack4()), &[1usize, 1000, 65_536, 1 << 20, 64 << 20][..]),
-        (IpAddr::from(g.lab.stack6()), &[1usize, 1460, 300_000, 8 << 20][..]),
+        (
+            IpAddr::from(g.lab.stack4()),
+            &[1usize, 1000, 65_536, 1 << 20, 64 << 20][..],
+        ),
+        (
+            IpAddr::from(g.lab.stack6()),
+            &[1usize, 1460, 300_000, 8 << 20][..],
+        ),
     ] {
         for &n in sizes {
             let data = pattern(n, n as u64);
@@ -60,7 +103,8 @@ fn tcp_many_connections(tap: bool) {
         }
         // All 520 are open at once; now every one echoes its own message.
         for (i, s) in conns.iter_mut().enumerate() {
-            s.write_all(format!("connection {i} says hello\n").as_bytes()).unwrap();
+            s.write_all(format!("connection {i} says hello\n").as_bytes())
+                .unwrap();
         }
         let mut ok = 0;
         for (i, s) in conns.iter_mut().enumerate() {
@@ -98,7 +142,10 @@ fn stack_as_client(tap: bool) {
         });
         port
     });
-    let targets = [IpAddress::from(g.lab.peer4()), IpAddress::from(g.lab.peer6())];
+    let targets = [
+        IpAddress::from(g.lab.peer4()),
+        IpAddress::from(g.lab.peer6()),
+    ];
     let (app, rx) = on_shard(&g.lab, move |net, tx| {
         let net = net.clone();
         net.clone().spawn(async move {
@@ -149,7 +196,10 @@ fn udp_echo_both(tap: bool) {
 
 fn stack_pings_peer(tap: bool) {
     let g = LabGuard::new(tap);
-    let targets = [IpAddress::from(g.lab.peer4()), IpAddress::from(g.lab.peer6())];
+    let targets = [
+        IpAddress::from(g.lab.peer4()),
+        IpAddress::from(g.lab.peer6()),
+    ];
     let (app, rx) = on_shard(&g.lab, move |net, tx| {
         let net = net.clone();
         net.clone().spawn(async move {
@@ -185,14 +235,18 @@ fn garbage_frames(tap: bool) {
         sixstack::app::TAP_DEFAULT_MAC
     } else {
         let i = g.lab.app_if.clone();
-        in_ns(&g.lab.app_ns, move || sixstack_drivers::netdev::mac_address(&i).unwrap())
+        in_ns(&g.lab.app_ns, move || {
+            sixstack_drivers::netdev::mac_address(&i).unwrap()
+        })
     };
     let v4 = g.lab.stack4().octets();
     let v6 = g.lab.stack6().octets();
     let mut lines = String::new();
     let mut seed = 1u64;
     for i in 0..3000u32 {
-        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let len = 14 + (seed >> 33) as usize % 1500;
         let mut f = pattern(len, seed);
         f[..6].copy_from_slice(&mac);
@@ -219,7 +273,8 @@ fn garbage_frames(tap: bool) {
         lines += &f.iter().map(|b| format!("{b:02x}")).collect::<String>();
         lines.push('\n');
     }
-    let path = std::env::temp_dir().join(format!("sixstack-garbage-{}-{ifname}", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("sixstack-garbage-{}-{ifname}", std::process::id()));
     std::fs::write(&path, lines).unwrap();
     let script = format!(
         "import socket\ns=socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('{ifname}',0))\nn=0\nfor l in open('{}'):\n    s.send(bytes.fromhex(l.strip())); n+=1\nprint(n)",
@@ -232,8 +287,22 @@ fn garbage_frames(tap: bool) {
     // The shard is still alive and serving.
     assert!(!app.is_finished(), "the shard stopped");
     let data = pattern(100_000, 3);
-    assert_eq!(tcp_echo(&g.lab.peer_ns, sa(g.lab.stack4(), 7), data.clone()), data);
-    let (ok, out) = ns_exec(&g.lab.peer_ns, &["ping", "-6", "-c", "1", "-W", "2", &g.lab.stack6().to_string()]);
+    assert_eq!(
+        tcp_echo(&g.lab.peer_ns, sa(g.lab.stack4(), 7), data.clone()),
+        data
+    );
+    let (ok, out) = ns_exec(
+        &g.lab.peer_ns,
+        &[
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "2",
+            &g.lab.stack6().to_string(),
+        ],
+    );
     assert!(ok, "{out}");
     app.stop().unwrap();
 }
@@ -275,9 +344,34 @@ mod af_xdp {
     fn kernel_keeps_its_traffic() {
         let g = LabGuard::new(false);
         let app = start_appliance(&g.lab, |_| {});
-        let (ok, out) = ns_exec(&g.lab.peer_ns, &["ping", "-c", "2", "-i", "0.2", "-W", "2", &g.lab.kernel4().to_string()]);
+        let (ok, out) = ns_exec(
+            &g.lab.peer_ns,
+            &[
+                "ping",
+                "-c",
+                "2",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                &g.lab.kernel4().to_string(),
+            ],
+        );
         assert!(ok, "ping kernel: {out}");
-        let (ok, out) = ns_exec(&g.lab.peer_ns, &["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", &g.lab.kernel6().to_string()]);
+        let (ok, out) = ns_exec(
+            &g.lab.peer_ns,
+            &[
+                "ping",
+                "-6",
+                "-c",
+                "2",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                &g.lab.kernel6().to_string(),
+            ],
+        );
         assert!(ok, "ping -6 kernel: {out}");
         let port = in_ns(&g.lab.app_ns, || {
             let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -297,7 +391,10 @@ mod af_xdp {
         });
         assert_eq!(got, "kernel here\n");
         // And the stack is still reachable next to it.
-        let (ok, out) = ns_exec(&g.lab.peer_ns, &["ping", "-c", "1", "-W", "2", &g.lab.stack4().to_string()]);
+        let (ok, out) = ns_exec(
+            &g.lab.peer_ns,
+            &["ping", "-c", "1", "-W", "2", &g.lab.stack4().to_string()],
+        );
         assert!(ok, "{out}");
         app.stop().unwrap();
     }

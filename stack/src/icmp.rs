@@ -9,7 +9,7 @@ use std::time::Duration;
 use smoltcp::phy::ChecksumCapabilities;
 use smoltcp::socket::icmp;
 use smoltcp::wire::{
-    IpAddress, Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv6Message, Icmpv6Packet, Icmpv6Repr,
+    Icmpv4Message, Icmpv4Packet, Icmpv4Repr, Icmpv6Message, Icmpv6Packet, Icmpv6Repr, IpAddress,
 };
 
 use crate::{timeout, Net};
@@ -106,9 +106,9 @@ impl Net {
             s.register_recv_waker(cx.waker());
             Poll::Pending
         });
-        let (from, bytes) = timeout(self, limit, wait)
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("no echo reply from {dst}")))?;
+        let (from, bytes) = timeout(self, limit, wait).await.map_err(|_| {
+            io::Error::new(io::ErrorKind::TimedOut, format!("no echo reply from {dst}"))
+        })?;
         let rtt = self.now() - sent;
         drop(guard);
         Ok(PingReply {

@@ -117,10 +117,8 @@ impl TcpListener {
                     pool[i] = self.listening_socket()?;
                     self.net.core().counters.tcp_accepted += 1;
                     let stream = TcpStream::from_handle(&self.net, h, None);
-                    let remote = remote.unwrap_or(IpEndpoint::new(
-                        smoltcp::wire::IpAddress::v4(0, 0, 0, 0),
-                        0,
-                    ));
+                    let remote = remote
+                        .unwrap_or(IpEndpoint::new(smoltcp::wire::IpAddress::v4(0, 0, 0, 0), 0));
                     return Poll::Ready(Ok((stream, remote)));
                 }
             }
@@ -347,7 +345,7 @@ impl AsyncRead for TcpStream {
                     buf.advance(n);
                     Poll::Ready(Ok(()))
                 }
-                Err(e) => Poll::Ready(Err(io::Error::new(io::ErrorKind::Other, e.to_string()))),
+                Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
             };
         }
         match s.state() {
@@ -380,7 +378,7 @@ impl AsyncWrite for TcpStream {
         if s.can_send() {
             return match s.send_slice(buf) {
                 Ok(n) => Poll::Ready(Ok(n)),
-                Err(e) => Poll::Ready(Err(io::Error::new(io::ErrorKind::Other, e.to_string()))),
+                Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
             };
         }
         if this.fin_sent {

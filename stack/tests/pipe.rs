@@ -32,7 +32,12 @@ fn pair() -> (Shard<PipeLink>, Shard<PipeLink>) {
 }
 
 /// Runs both shards on virtual time until `done` or `limit` of virtual time passes.
-fn drive(a: &mut Shard<PipeLink>, b: &mut Shard<PipeLink>, limit: Duration, done: impl Fn() -> bool) {
+fn drive(
+    a: &mut Shard<PipeLink>,
+    b: &mut Shard<PipeLink>,
+    limit: Duration,
+    done: impl Fn() -> bool,
+) {
     let mut now = Instant::from_secs(1_000);
     let end = now + sixstack_stack::smoltcp::time::Duration::from_micros(limit.as_micros() as u64);
     while now < end {
@@ -43,7 +48,9 @@ fn drive(a: &mut Shard<PipeLink>, b: &mut Shard<PipeLink>, limit: Duration, done
         }
         let soon = [na, nb].into_iter().flatten().min();
         now = match soon {
-            Some(t) if t > now => t.min(now + sixstack_stack::smoltcp::time::Duration::from_millis(1)),
+            Some(t) if t > now => {
+                t.min(now + sixstack_stack::smoltcp::time::Duration::from_millis(1))
+            }
             _ => now + sixstack_stack::smoltcp::time::Duration::from_micros(20),
         };
     }
@@ -65,7 +72,11 @@ fn pattern(len: usize) -> Vec<u8> {
 fn echo_roundtrip(dst: IpAddress, size: usize) {
     let (mut a, mut b) = pair();
     let nb = b.net();
-    nb.spawn(sixstack_basic::serve_tcp(nb.clone(), sixstack_basic::Kind::Echo, 7));
+    nb.spawn(sixstack_basic::serve_tcp(
+        nb.clone(),
+        sixstack_basic::Kind::Echo,
+        7,
+    ));
     let na = a.net();
     let result = Rc::new(RefCell::new(None));
     let r2 = result.clone();
@@ -99,7 +110,9 @@ fn echo_roundtrip(dst: IpAddress, size: usize) {
             *r2.borrow_mut() = Some(r.map_err(|e| e.to_string()));
         }
     });
-    drive(&mut a, &mut b, Duration::from_secs(60), || result.borrow().is_some());
+    drive(&mut a, &mut b, Duration::from_secs(60), || {
+        result.borrow().is_some()
+    });
     assert!(b.stats().link.rx_bytes as usize > size, "{:?}", b.stats());
     let back = result.borrow_mut().take().unwrap().unwrap();
     assert_eq!(back.len(), size);
@@ -124,7 +137,17 @@ fn listen_backlog_takes_a_burst_of_syns() {
     let accepted = Rc::new(RefCell::new(0usize));
     // The server accepts nothing until all clients are established: only the backlog of
     // ready listening sockets can take the burst.
-    let listener = Rc::new(TcpListener::bind_with_backlog(&nb, IpListenEndpoint { addr: None, port: 80 }, 40).unwrap());
+    let listener = Rc::new(
+        TcpListener::bind_with_backlog(
+            &nb,
+            IpListenEndpoint {
+                addr: None,
+                port: 80,
+            },
+            40,
+        )
+        .unwrap(),
+    );
     let na = a.net();
     let established = Rc::new(RefCell::new(Vec::new()));
     for _ in 0..40 {
@@ -136,8 +159,14 @@ fn listen_backlog_takes_a_burst_of_syns() {
             na2.sleep(Duration::from_secs(5)).await;
         });
     }
-    drive(&mut a, &mut b, Duration::from_secs(10), || established.borrow().len() == 40);
-    assert!(established.borrow().iter().all(|r| r.is_ok()), "{:?}", established.borrow());
+    drive(&mut a, &mut b, Duration::from_secs(10), || {
+        established.borrow().len() == 40
+    });
+    assert!(
+        established.borrow().iter().all(|r| r.is_ok()),
+        "{:?}",
+        established.borrow()
+    );
     let (l2, acc) = (listener.clone(), accepted.clone());
     nb.spawn(async move {
         let mut keep = Vec::new();
@@ -146,7 +175,9 @@ fn listen_backlog_takes_a_burst_of_syns() {
             *acc.borrow_mut() += 1;
         }
     });
-    drive(&mut a, &mut b, Duration::from_secs(2), || *accepted.borrow() == 40);
+    drive(&mut a, &mut b, Duration::from_secs(2), || {
+        *accepted.borrow() == 40
+    });
 }
 
 #[test]
@@ -158,39 +189,71 @@ fn connect_to_a_closed_port_is_refused() {
     na.spawn({
         let na = na.clone();
         async move {
-            *r2.borrow_mut() = Some(TcpStream::connect(&na, (ip(B4), 81)).await.map(|_| ()).map_err(|e| e.kind()));
+            *r2.borrow_mut() = Some(
+                TcpStream::connect(&na, (ip(B4), 81))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.kind()),
+            );
         }
     });
-    drive(&mut a, &mut b, Duration::from_secs(5), || r.borrow().is_some());
-    assert_eq!(r.borrow_mut().take(), Some(Err(std::io::ErrorKind::ConnectionRefused)));
+    drive(&mut a, &mut b, Duration::from_secs(5), || {
+        r.borrow().is_some()
+    });
+    assert_eq!(
+        r.borrow_mut().take(),
+        Some(Err(std::io::ErrorKind::ConnectionRefused))
+    );
 }
 
 #[test]
 fn udp_echo_and_ping_v4_v6() {
     let (mut a, mut b) = pair();
     let nb = b.net();
-    nb.spawn(sixstack_basic::serve_udp(nb.clone(), sixstack_basic::Kind::Echo, 7));
+    nb.spawn(sixstack_basic::serve_udp(
+        nb.clone(),
+        sixstack_basic::Kind::Echo,
+        7,
+    ));
     let na = a.net();
     let out = Rc::new(RefCell::new(Vec::new()));
     let o2 = out.clone();
     na.spawn({
         let na = na.clone();
         async move {
-            let s = UdpSocket::bind(&na, IpListenEndpoint { addr: None, port: 0 }).unwrap();
+            let s = UdpSocket::bind(
+                &na,
+                IpListenEndpoint {
+                    addr: None,
+                    port: 0,
+                },
+            )
+            .unwrap();
             for dst in [ip(B4), v6(2)] {
                 s.send_to(b"hello udp", (dst, 7)).await.unwrap();
                 let mut buf = [0u8; 64];
                 let (n, from) = s.recv_from(&mut buf).await.unwrap();
-                o2.borrow_mut().push(format!("{} {}", from.addr, String::from_utf8_lossy(&buf[..n])));
+                o2.borrow_mut().push(format!(
+                    "{} {}",
+                    from.addr,
+                    String::from_utf8_lossy(&buf[..n])
+                ));
                 let p = na.ping(dst, 1, 100, Duration::from_secs(1)).await.unwrap();
                 o2.borrow_mut().push(format!("ping {} {}", p.from, p.bytes));
             }
         }
     });
-    drive(&mut a, &mut b, Duration::from_secs(5), || out.borrow().len() == 4);
+    drive(&mut a, &mut b, Duration::from_secs(5), || {
+        out.borrow().len() == 4
+    });
     assert_eq!(
         *out.borrow(),
-        vec!["10.0.0.2 hello udp", "ping 10.0.0.2 100", "fd00::2 hello udp", "ping fd00::2 100"]
+        vec![
+            "10.0.0.2 hello udp",
+            "ping 10.0.0.2 100",
+            "fd00::2 hello udp",
+            "ping fd00::2 100"
+        ]
     );
 }
 
@@ -200,7 +263,11 @@ fn random_frames_never_panic_the_shard() {
     use rand::{Rng, SeedableRng};
     let (mut a, mut b) = pair();
     let nb = b.net();
-    nb.spawn(sixstack_basic::serve_tcp(nb.clone(), sixstack_basic::Kind::Echo, 7));
+    nb.spawn(sixstack_basic::serve_tcp(
+        nb.clone(),
+        sixstack_basic::Kind::Echo,
+        7,
+    ));
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mac = [0x02, 0, 0, 0, 0, 2];
     let mut now = Instant::from_secs(1);
@@ -209,7 +276,11 @@ fn random_frames_never_panic_the_shard() {
         let mut f: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
         if len >= 14 && i % 2 == 0 {
             f[..6].copy_from_slice(&mac);
-            let et: &[u8] = match i % 6 { 0 => &[0x08, 0x00], 2 => &[0x86, 0xdd], _ => &[0x08, 0x06] };
+            let et: &[u8] = match i % 6 {
+                0 => &[0x08, 0x00],
+                2 => &[0x86, 0xdd],
+                _ => &[0x08, 0x06],
+            };
             f[12..14].copy_from_slice(et);
             if len >= 34 && et == [0x08, 0x00] {
                 f[14] = 0x45;
@@ -217,7 +288,8 @@ fn random_frames_never_panic_the_shard() {
             }
             if len >= 54 && et == [0x86, 0xdd] {
                 f[14] = 0x60;
-                f[38..54].copy_from_slice(&"fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+                f[38..54]
+                    .copy_from_slice(&"fd00::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
             }
         }
         assert!(b.link().inject(&f), "pipe ring full");
@@ -230,7 +302,10 @@ fn random_frames_never_panic_the_shard() {
         b.poll_at(now);
     }
     let st = b.stats();
-    assert_eq!(st.frames_in, 20_000, "every injected frame was taken in: {st:?}");
+    assert_eq!(
+        st.frames_in, 20_000,
+        "every injected frame was taken in: {st:?}"
+    );
     echo_after(&mut a, &mut b);
     let _ = A4;
 }

@@ -39,7 +39,10 @@ impl Drop for LabGuard {
 }
 
 /// The appliance on a lab, with the built-in services; retries a busy XSK queue.
-pub fn start_appliance(lab: &Lab, extra: impl Fn(&sixstack_stack::Net) + Send + Clone + 'static) -> Running {
+pub fn start_appliance(
+    lab: &Lab,
+    extra: impl Fn(&sixstack_stack::Net) + Send + Clone + 'static,
+) -> Running {
     let text = sixstack::lab_config(lab, None);
     let mut last = String::new();
     for attempt in 0..8 {
@@ -136,7 +139,8 @@ pub fn udp_echo(ns: &str, to: SocketAddr, rounds: usize) -> usize {
             "[::]:0".parse().unwrap()
         };
         let s = std::net::UdpSocket::bind(bind).unwrap();
-        s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut ok = 0;
         let mut buf = [0u8; 2048];
         for i in 0..rounds {

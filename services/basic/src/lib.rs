@@ -157,6 +157,8 @@ mod tests {
         assert_eq!(&b[..3], b" !\"");
         assert_eq!(&b[72..74], b"\r\n");
         assert_eq!(&b[74..76], b"!\"");
-        assert!(b.iter().all(|c| (32..127).contains(c) || *c == b'\r' || *c == b'\n'));
+        assert!(b
+            .iter()
+            .all(|c| (32..127).contains(c) || *c == b'\r' || *c == b'\n'));
     }
 }
