@@ -192,44 +192,10 @@ impl Lab {
             "addrgenmode",
             "eui64",
         ])?;
-        ip(&[
-            "-n",
-            a,
-            "addr",
-            "add",
-            &format!("{}/24", self.kernel4()),
-            "dev",
-            &self.app_if,
-        ])?;
-        ip(&[
-            "-n",
-            a,
-            "addr",
-            "add",
-            &format!("{}/64", self.kernel6()),
-            "dev",
-            &self.app_if,
-            "nodad",
-        ])?;
-        ip(&[
-            "-n",
-            p,
-            "addr",
-            "add",
-            &format!("{}/24", self.peer4()),
-            "dev",
-            &self.peer_if,
-        ])?;
-        ip(&[
-            "-n",
-            p,
-            "addr",
-            "add",
-            &format!("{}/64", self.peer6()),
-            "dev",
-            &self.peer_if,
-            "nodad",
-        ])?;
+        addr_add(a, &self.app_if, &format!("{}/24", self.kernel4()))?;
+        addr_add(a, &self.app_if, &format!("{}/64", self.kernel6()))?;
+        addr_add(p, &self.peer_if, &format!("{}/24", self.peer4()))?;
+        addr_add(p, &self.peer_if, &format!("{}/64", self.peer6()))?;
         // A veth peer otherwise hands the XSK frames with partial checksums and 64 KiB
         // GSO super-frames.
         for (ns, ifname) in [(p, &self.peer_if), (a, &self.app_if)] {
@@ -253,25 +219,8 @@ impl Lab {
         ip(&["netns", "add", p])?;
         ip(&["-n", p, "link", "set", "lo", "up"])?;
         ip(&["-n", p, "tuntap", "add", "dev", &self.app_if, "mode", "tap"])?;
-        ip(&[
-            "-n",
-            p,
-            "addr",
-            "add",
-            &format!("{}/24", self.peer4()),
-            "dev",
-            &self.app_if,
-        ])?;
-        ip(&[
-            "-n",
-            p,
-            "addr",
-            "add",
-            &format!("{}/64", self.peer6()),
-            "dev",
-            &self.app_if,
-            "nodad",
-        ])?;
+        addr_add(p, &self.app_if, &format!("{}/24", self.peer4()))?;
+        addr_add(p, &self.app_if, &format!("{}/64", self.peer6()))?;
         ip(&["-n", p, "link", "set", &self.app_if, "up"])?;
         Ok(())
     }
@@ -356,6 +305,15 @@ impl Lab {
             s += &format!("namespace {ns}:\n{out}");
         }
         s
+    }
+}
+
+/// Adds an address (IPv6 without duplicate address detection, so it is usable at once).
+fn addr_add(ns: &str, ifname: &str, cidr: &str) -> Result<(), LabError> {
+    if cidr.contains(':') {
+        ip(&["-n", ns, "addr", "add", cidr, "dev", ifname, "nodad"])
+    } else {
+        ip(&["-n", ns, "addr", "add", cidr, "dev", ifname])
     }
 }
 

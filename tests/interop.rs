@@ -14,53 +14,27 @@ use common::*;
 use sixstack_stack::{IpAddress, TcpStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+/// `ping` from a namespace: (success, output).
+fn ping(ns: &str, to: &str, count: u32, size: u32) -> (bool, String) {
+    let (count, size) = (count.to_string(), size.to_string());
+    ns_exec(
+        ns,
+        &[
+            "ping", "-c", &count, "-s", &size, "-i", "0.2", "-W", "2", to,
+        ],
+    )
+}
+
 fn ping_both(tap: bool) {
     let g = LabGuard::new(tap);
     let app = start_appliance(&g.lab, |_| {});
-    let (ok, out) = ns_exec(
-        &g.lab.peer_ns,
-        &[
-            "ping",
-            "-c",
-            "3",
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            &g.lab.stack4().to_string(),
-        ],
-    );
+    let (ok, out) = ping(&g.lab.peer_ns, &g.lab.stack4().to_string(), 3, 56);
     assert!(ok, "ping: {out}");
     assert!(out.contains("3 received"), "{out}");
-    let (ok, out) = ns_exec(
-        &g.lab.peer_ns,
-        &[
-            "ping",
-            "-6",
-            "-c",
-            "3",
-            "-i",
-            "0.2",
-            "-W",
-            "2",
-            &g.lab.stack6().to_string(),
-        ],
-    );
+    let (ok, out) = ping(&g.lab.peer_ns, &g.lab.stack6().to_string(), 3, 56);
     assert!(ok, "ping -6: {out}");
     // A large ping crosses IPv4 fragmentation and reassembly.
-    let (ok, out) = ns_exec(
-        &g.lab.peer_ns,
-        &[
-            "ping",
-            "-c",
-            "1",
-            "-s",
-            "3000",
-            "-W",
-            "2",
-            &g.lab.stack4().to_string(),
-        ],
-    );
+    let (ok, out) = ping(&g.lab.peer_ns, &g.lab.stack4().to_string(), 1, 3000);
     assert!(ok, "fragmented ping: {out}");
     app.stop().unwrap();
 }
@@ -291,18 +265,7 @@ fn garbage_frames(tap: bool) {
         tcp_echo(&g.lab.peer_ns, sa(g.lab.stack4(), 7), data.clone()),
         data
     );
-    let (ok, out) = ns_exec(
-        &g.lab.peer_ns,
-        &[
-            "ping",
-            "-6",
-            "-c",
-            "1",
-            "-W",
-            "2",
-            &g.lab.stack6().to_string(),
-        ],
-    );
+    let (ok, out) = ping(&g.lab.peer_ns, &g.lab.stack6().to_string(), 1, 56);
     assert!(ok, "{out}");
     app.stop().unwrap();
 }
@@ -344,34 +307,9 @@ mod af_xdp {
     fn kernel_keeps_its_traffic() {
         let g = LabGuard::new(false);
         let app = start_appliance(&g.lab, |_| {});
-        let (ok, out) = ns_exec(
-            &g.lab.peer_ns,
-            &[
-                "ping",
-                "-c",
-                "2",
-                "-i",
-                "0.2",
-                "-W",
-                "2",
-                &g.lab.kernel4().to_string(),
-            ],
-        );
+        let (ok, out) = ping(&g.lab.peer_ns, &g.lab.kernel4().to_string(), 2, 56);
         assert!(ok, "ping kernel: {out}");
-        let (ok, out) = ns_exec(
-            &g.lab.peer_ns,
-            &[
-                "ping",
-                "-6",
-                "-c",
-                "2",
-                "-i",
-                "0.2",
-                "-W",
-                "2",
-                &g.lab.kernel6().to_string(),
-            ],
-        );
+        let (ok, out) = ping(&g.lab.peer_ns, &g.lab.kernel6().to_string(), 2, 56);
         assert!(ok, "ping -6 kernel: {out}");
         let port = in_ns(&g.lab.app_ns, || {
             let l = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -391,10 +329,7 @@ mod af_xdp {
         });
         assert_eq!(got, "kernel here\n");
         // And the stack is still reachable next to it.
-        let (ok, out) = ns_exec(
-            &g.lab.peer_ns,
-            &["ping", "-c", "1", "-W", "2", &g.lab.stack4().to_string()],
-        );
+        let (ok, out) = ping(&g.lab.peer_ns, &g.lab.stack4().to_string(), 1, 56);
         assert!(ok, "{out}");
         app.stop().unwrap();
     }

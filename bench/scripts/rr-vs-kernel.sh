@@ -14,36 +14,16 @@ cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; $bi
 pids=()
 trap cleanup EXIT
 if [ "$driver" = tap ]; then
-  # TAP lab: the peer is the kernel of sixtap; the kernel server runs there on a veth-less
-  # loopback would not be comparable, so only the sixstack side is measured.
-  ns=sixtap; stack=10.78.0.2
-  cfg=$(mktemp); cat >"$cfg" <<T
-[interface]
-name = "sixtap0"
-driver = "tap"
-netns = "sixtap"
-[addresses]
-ipv4 = "10.78.0.2/24"
-[[service]]
-kind = "echo"
-port = 7
-T
+  # TAP lab: the peer is the kernel of sixtap itself; only the sixstack side is measured.
+  ns=sixtap; stack=10.78.0.2; ifname=sixtap0; drv=tap; appns=sixtap
 else
-  ns=sixpeer; stack=10.77.0.2; kernel=10.77.0.3
-  cfg=$(mktemp); cat >"$cfg" <<T
-[interface]
-name = "six0"
-driver = "af_xdp"
-netns = "sixapp"
-[addresses]
-ipv4 = "10.77.0.2/24"
-[[service]]
-kind = "echo"
-port = 7
-T
-  ip netns exec sixapp taskset -c 1 $bin/sixstack-bench kernel-echo --listen 10.77.0.3:7007 >/dev/null &
+  ns=sixpeer; stack=10.77.0.2; kernel=10.77.0.3; ifname=six0; drv=af_xdp; appns=sixapp
+  ip netns exec sixapp taskset -c 1 $bin/sixstack-bench kernel-echo --listen $kernel:7007 >/dev/null &
   pids+=($!)
 fi
+cfg=$(mktemp)
+printf '[interface]\nname = "%s"\ndriver = "%s"\nnetns = "%s"\n[addresses]\nipv4 = "%s/24"\n[[service]]\nkind = "echo"\nport = 7\n' \
+  "$ifname" "$drv" "$appns" "$stack" >"$cfg"
 RUST_LOG=warn taskset -c 1 $bin/sixstack run --config "$cfg" &
 pids+=($!)
 sleep 1.5
