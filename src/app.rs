@@ -1,18 +1,20 @@
-//! Turning a validated configuration into a running appliance: open the link in its
-//! namespace, build the shard, start the configured services, run until told to stop.
+//! Turning a validated configuration into a running appliance: find the NIC's queues,
+//! open one link per queue in the interface's namespace, start one pinned shard thread per
+//! link with the configured services, and stop them all on request.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use sixstack_basic::Kind;
-use sixstack_drivers::afxdp::{XdpAttachMode, XdpConfig, XdpFilter, XdpLink, ZeroCopy};
+use sixstack_drivers::afxdp::{XdpAttachMode, XdpConfig, XdpFilter, XdpLink, XdpProgram, ZeroCopy};
 use sixstack_drivers::pcap::PcapLink;
 use sixstack_drivers::tap::TapLink;
 use sixstack_drivers::{netdev, Link};
-use sixstack_stack::{Net, Shard, ShardControl, ShardStats, StackConfig};
+use sixstack_stack::{
+    MeshEnd, Net, Proto as StackProto, ReceiveQueueFn, Shard, ShardControl, ShardStats, StackConfig,
+};
 
 use crate::config::{Config, DriverKind, Proto, ServiceKind, XdpMode, ZeroCopySetting};
 
@@ -31,13 +33,29 @@ pub enum AppError {
     /// The stack refused the configuration.
     #[error("stack configuration: {0}")]
     Stack(String),
-    /// The shard thread failed.
+    /// A shard thread failed.
     #[error("shard: {0}")]
     Shard(String),
 }
 
 /// The MAC a TAP-attached stack uses when none is configured (locally administered).
 pub const TAP_DEFAULT_MAC: [u8; 6] = [0x02, 0x53, 0x49, 0x58, 0x00, 0x02];
+
+/// What runs on each shard once it is built: `(net, shard index)`.
+pub type ShardJob = Arc<dyn Fn(&Net, u32) + Send + Sync>;
+
+/// Where each shard runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    /// Shard index.
+    pub shard: u32,
+    /// NIC queue.
+    pub queue: u32,
+    /// Pinned core, if pinning worked.
+    pub core: Option<usize>,
+    /// The link's description.
+    pub link: String,
+}
 
 fn stack_config(cfg: &Config, mac: [u8; 6]) -> StackConfig {
     let mut s = StackConfig::new(mac);
@@ -56,9 +74,16 @@ fn stack_config(cfg: &Config, mac: [u8; 6]) -> StackConfig {
     s
 }
 
-/// Starts the configured services on a shard.
-pub fn start_services(net: &Net, cfg: &Config) {
-    for svc in &cfg.file.services {
+/// Whether `svc` runs on `shard`.
+fn runs_on(svc: &crate::config::Service, shard: u32) -> bool {
+    svc.shards
+        .as_ref()
+        .is_none_or(|s| s.get_ref().contains(&shard))
+}
+
+/// Starts the configured services that run on `shard`.
+pub fn start_services(net: &Net, cfg: &Config, shard: u32) {
+    for svc in cfg.file.services.iter().filter(|s| runs_on(s, shard)) {
         let kind = match svc.kind {
             ServiceKind::Echo => Kind::Echo,
             ServiceKind::Discard => Kind::Discard,
@@ -84,170 +109,440 @@ pub fn start_services(net: &Net, cfg: &Config) {
     }
 }
 
-/// What runs on the shard thread once the link is open.
-pub type ShardJob = Box<dyn FnOnce(&Net) + Send>;
-
-/// The stack's view of a finished shard.
-#[derive(Debug, Clone, Copy)]
-pub struct Finished {
-    /// Final counters.
-    pub stats: ShardStats,
+/// The placement lines `run` prints: which shards run which service.
+pub fn service_placement(cfg: &Config, shards: u32) -> Vec<String> {
+    cfg.file
+        .services
+        .iter()
+        .map(|svc| {
+            let on: Vec<u32> = (0..shards).filter(|&s| runs_on(svc, s)).collect();
+            let proto = match svc.proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+                Proto::Both => "tcp+udp",
+            };
+            format!(
+                "{:?} {proto}/{} on shards {on:?}",
+                svc.kind,
+                svc.port.get_ref()
+            )
+            .to_lowercase()
+        })
+        .collect()
 }
 
-fn run_shard<L: Link>(
-    link: L,
-    stack: StackConfig,
-    job: ShardJob,
-    ready: mpsc::Sender<Result<ShardControl, AppError>>,
-) -> Result<Finished, AppError> {
-    let describe = link.describe();
-    let mut shard = match Shard::new(link, stack) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = ready.send(Err(AppError::Stack(e.to_string())));
-            return Err(AppError::Stack(e.to_string()));
+/// Services pinned away from `shard`, for its steering table.
+fn pinned_elsewhere(cfg: &Config, shard: u32, shards: u32) -> Vec<(StackProto, u16, Vec<u32>)> {
+    let mut out = Vec::new();
+    for svc in &cfg.file.services {
+        if runs_on(svc, shard) {
+            continue;
+        }
+        let on: Vec<u32> = (0..shards).filter(|&s| runs_on(svc, s)).collect();
+        let port = *svc.port.get_ref();
+        if svc.proto != Proto::Udp {
+            out.push((StackProto::Tcp, port, on.clone()));
+        }
+        if svc.proto != Proto::Tcp {
+            out.push((StackProto::Udp, port, on));
+        }
+    }
+    out
+}
+
+/// The receive-hash function for client port choice, per the `rss` setting.
+fn receive_queue_fn(_cfg: &Config, _ifname: &str, _queues: u32) -> Option<ReceiveQueueFn> {
+    None
+}
+
+/// A running appliance: one thread per shard.
+#[derive(Debug)]
+pub struct Running {
+    controls: Vec<ShardControl>,
+    threads: Vec<std::thread::JoinHandle<Result<ShardStats, AppError>>>,
+    slots: Vec<Arc<Mutex<ShardStats>>>,
+    placement: Vec<Placement>,
+    services: Vec<String>,
+    started: std::time::Instant,
+    _program: Option<XdpProgram>,
+}
+
+impl Running {
+    /// Stops every shard and waits for them; returns each shard's final counters.
+    pub fn stop(self) -> Result<Vec<ShardStats>, AppError> {
+        for c in &self.controls {
+            c.stop();
+        }
+        self.join()
+    }
+
+    /// Whether any shard thread has ended (by error).
+    pub fn is_finished(&self) -> bool {
+        self.threads.iter().any(|t| t.is_finished())
+    }
+
+    /// Where the shards run.
+    pub fn placement(&self) -> &[Placement] {
+        &self.placement
+    }
+
+    /// Which shards run which service.
+    pub fn services(&self) -> &[String] {
+        &self.services
+    }
+
+    /// Seconds since start.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The latest published counters of every shard (at most 100 ms old).
+    pub fn snapshot(&self) -> Vec<ShardStats> {
+        self.slots
+            .iter()
+            .map(|s| s.lock().map(|g| *g).unwrap_or_default())
+            .collect()
+    }
+
+    /// The published counter slots, for readers on other threads.
+    pub fn stat_slots(&self) -> Vec<Arc<Mutex<ShardStats>>> {
+        self.slots.clone()
+    }
+
+    /// Waits for every shard thread.
+    pub fn join(self) -> Result<Vec<ShardStats>, AppError> {
+        let mut out = Vec::new();
+        let mut first_err = None;
+        for t in self.threads {
+            match t.join() {
+                Ok(Ok(s)) => out.push(s),
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_err.get_or_insert(AppError::Shard("a shard thread panicked".into()));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(out),
+        }
+    }
+}
+
+/// Runs `f` inside the configured namespace (or here).
+fn in_ns<T: Send>(ns: Option<&str>, f: impl FnOnce() -> T + Send) -> Result<T, AppError> {
+    match ns {
+        Some(ns) => netdev::in_netns(ns, f).map_err(|e| AppError::Link {
+            ifname: format!("namespace {ns}"),
+            reason: e.to_string(),
+        }),
+        None => Ok(f()),
+    }
+}
+
+struct Plan {
+    queues: Vec<u32>,
+    cores: Vec<Option<usize>>,
+}
+
+fn plan(cfg: &Config, nic_queues: u32) -> Plan {
+    let ifc = &cfg.file.interface;
+    let mut queues: Vec<u32> = match &ifc.queues {
+        Some(q) => q.get_ref().clone(),
+        None => (0..nic_queues.max(1)).collect(),
+    };
+    let cores: Vec<usize> = match &ifc.cores {
+        Some(c) => c.get_ref().clone(),
+        None => {
+            let n = core_affinity::get_core_ids().map_or(1, |v| v.len().max(1));
+            (0..n).collect()
         }
     };
-    log::info!("shard 0 on {describe}");
-    job(&shard.net());
-    let _ = ready.send(Ok(shard.control()));
-    shard.run().map_err(|e| AppError::Shard(e.to_string()))?;
-    Ok(Finished {
-        stats: shard.stats(),
-    })
+    if queues.len() > cores.len() {
+        log::warn!(
+            "{} queues but {} cores: serving queues {:?}; frames on the others go to the kernel",
+            queues.len(),
+            cores.len(),
+            &queues[..cores.len()]
+        );
+        queues.truncate(cores.len());
+    }
+    let pin = ifc.cores.is_some() || queues.len() > 1;
+    Plan {
+        cores: (0..queues.len())
+            .map(|i| pin.then(|| cores[i % cores.len()]))
+            .collect(),
+        queues,
+    }
 }
 
-fn open_and_run(
-    cfg: &Config,
-    job: ShardJob,
-    ready: mpsc::Sender<Result<ShardControl, AppError>>,
-) -> Result<Finished, AppError> {
-    let ifc = &cfg.file.interface;
+fn pcap_path(base: &str, shard: u32) -> String {
+    if shard == 0 {
+        base.to_string()
+    } else {
+        format!("{base}.{shard}")
+    }
+}
+
+/// Opens the links (in the configured namespace), builds one shard per link, runs `job` on
+/// each, and returns once every shard is serving.
+pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
+    let ifc = cfg.file.interface.clone();
+    let ns = ifc.netns.as_deref();
     let fail = |reason: String| AppError::Link {
         ifname: ifc.name.clone(),
         reason,
     };
-    macro_rules! with_pcap {
-        ($link:expr, $stack:expr) => {{
-            match &ifc.pcap {
-                Some(path) => {
-                    let f = std::fs::File::create(path)
-                        .map_err(|e| fail(format!("pcap file {path}: {e}")))?;
-                    let l = PcapLink::new($link, f).map_err(|e| fail(format!("pcap: {e}")))?;
-                    run_shard(l, $stack, job, ready)
-                }
-                None => run_shard($link, $stack, job, ready),
-            }
-        }};
-    }
-    match ifc.driver {
+    let mut program = None;
+    let mut pending: Vec<Box<dyn FnOnce(ShardSetup) -> Spawned + Send>> = Vec::new();
+    let (mac, plan) = match ifc.driver {
         DriverKind::AfXdp => {
+            let name = ifc.name.clone();
+            let (mac, nq) = in_ns(ns, || {
+                (netdev::mac_address(&name), netdev::rx_queue_count(&name))
+            })?;
             let mac = match cfg.mac {
                 Some(m) => m,
-                None => netdev::mac_address(&ifc.name).map_err(|e| fail(e.to_string()))?,
+                None => mac.map_err(|e| fail(e.to_string()))?,
             };
-            let stack = stack_config(cfg, mac);
-            let (v4, v6) = stack.addresses();
-            let mut xc = XdpConfig::new(
-                ifc.name.clone(),
-                ifc.queue,
-                XdpFilter { ipv4: v4, ipv6: v6 },
-            );
-            xc.attach = match ifc.xdp_mode {
+            let plan = plan(&cfg, nq);
+            let probe = stack_config(&cfg, mac);
+            let (v4, v6) = probe.addresses();
+            let filter = XdpFilter { ipv4: v4, ipv6: v6 };
+            let attach = match ifc.xdp_mode {
                 XdpMode::Auto => XdpAttachMode::Auto,
                 XdpMode::Native => XdpAttachMode::Native,
                 XdpMode::Generic => XdpAttachMode::Generic,
             };
-            xc.zero_copy = match ifc.zero_copy {
+            let zero_copy = match ifc.zero_copy {
                 ZeroCopySetting::Auto => ZeroCopy::Auto,
                 ZeroCopySetting::Require => ZeroCopy::Require,
                 ZeroCopySetting::Off => ZeroCopy::Off,
             };
-            let link = XdpLink::open(&xc).map_err(|e| fail(e.to_string()))?;
-            with_pcap!(link, stack)
+            let queues = plan.queues.clone();
+            let top = queues.iter().copied().max().unwrap_or(0) + 1;
+            let (prog, links) = in_ns(ns, || -> Result<_, String> {
+                let prog =
+                    XdpProgram::attach(&name, &filter, attach, top).map_err(|e| e.to_string())?;
+                let mut links = Vec::new();
+                for &q in &queues {
+                    let mut xc = XdpConfig::new(name.clone(), q, filter.clone());
+                    xc.attach = attach;
+                    xc.zero_copy = zero_copy;
+                    links.push(XdpLink::bind(&prog, &xc).map_err(|e| e.to_string())?);
+                }
+                Ok((prog, links))
+            })?
+            .map_err(fail)?;
+            program = Some(prog);
+            for link in links {
+                pending.push(with_pcap(link, ifc.pcap.clone()));
+            }
+            (mac, plan)
         }
         DriverKind::Tap => {
-            let stack = stack_config(cfg, cfg.mac.unwrap_or(TAP_DEFAULT_MAC));
-            let link = TapLink::open(&ifc.name, ifc.mtu).map_err(|e| fail(e.to_string()))?;
-            with_pcap!(link, stack)
+            let name = ifc.name.clone();
+            let mtu = ifc.mtu;
+            let link = in_ns(ns, || TapLink::open(&name, mtu))?.map_err(|e| fail(e.to_string()))?;
+            pending.push(with_pcap(link, ifc.pcap.clone()));
+            let mut p = plan(&cfg, 1);
+            p.queues.truncate(1);
+            p.cores.truncate(1);
+            (cfg.mac.unwrap_or(TAP_DEFAULT_MAC), p)
         }
-    }
-}
-
-/// A running appliance: one shard thread.
-#[derive(Debug)]
-pub struct Running {
-    control: ShardControl,
-    thread: std::thread::JoinHandle<Result<Finished, AppError>>,
-}
-
-impl Running {
-    /// Stops the shard and waits for it.
-    pub fn stop(self) -> Result<Finished, AppError> {
-        self.control.stop();
-        self.join()
-    }
-
-    /// Whether the shard thread has ended (by error).
-    pub fn is_finished(&self) -> bool {
-        self.thread.is_finished()
-    }
-
-    /// Waits for the shard thread.
-    pub fn join(self) -> Result<Finished, AppError> {
-        match self.thread.join() {
-            Ok(r) => r,
-            Err(_) => Err(AppError::Shard("the shard thread panicked".into())),
-        }
-    }
-}
-
-/// Opens the link (in the configured namespace), builds the shard, runs `job` on it, and
-/// returns once the shard is serving.
-pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
+    };
+    let n = pending.len() as u32;
+    let meshes: Vec<Option<MeshEnd>> = if n > 1 {
+        sixstack_stack::mesh(n)
+            .map_err(|e| AppError::Stack(e.to_string()))?
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        vec![None]
+    };
+    let receive_queue = receive_queue_fn(&cfg, &ifc.name, n);
     let (tx, rx) = mpsc::channel();
-    let ns = cfg.file.interface.netns.clone();
-    let thread = std::thread::Builder::new()
-        .name("shard-0".into())
-        .spawn(move || {
-            let tx2 = tx.clone();
-            let r = match ns {
-                Some(ns) => netdev::in_netns(&ns, move || open_and_run(&cfg, job, tx))
-                    .map_err(|e| AppError::Link {
-                        ifname: format!("namespace {ns}"),
-                        reason: e.to_string(),
-                    })
-                    .and_then(|r| r),
-                None => open_and_run(&cfg, job, tx),
-            };
-            if let Err(e) = &r {
-                let _ = tx2.send(Err(AppError::Shard(e.to_string())));
+    let mut threads = Vec::new();
+    let mut slots = Vec::new();
+    for (i, (open, mesh)) in pending.into_iter().zip(meshes).enumerate() {
+        let i = i as u32;
+        let mut stack = stack_config(&cfg, mac);
+        stack.shard = i;
+        stack.shards = n;
+        stack.queue = plan.queues[i as usize];
+        stack.receive_queue = receive_queue.clone();
+        stack.pinned_elsewhere = pinned_elsewhere(&cfg, i, n);
+        let slot = Arc::new(Mutex::new(ShardStats::default()));
+        slots.push(slot.clone());
+        let setup = ShardSetup {
+            index: i,
+            core: plan.cores[i as usize],
+            stack,
+            mesh,
+            job: job.clone(),
+            slot,
+            ready: tx.clone(),
+        };
+        threads.push(open(setup).0);
+    }
+    drop(tx);
+    let mut controls = Vec::new();
+    let mut placement = Vec::new();
+    for _ in 0..n {
+        match rx.recv() {
+            Ok(Ok((control, p))) => {
+                controls.push(control);
+                placement.push(p);
             }
-            r
-        })
-        .map_err(|e| AppError::Shard(e.to_string()))?;
-    match rx.recv() {
-        Ok(Ok(control)) => Ok(Running { control, thread }),
-        Ok(Err(e)) => {
-            let _ = thread.join();
-            Err(e)
+            Ok(Err(e)) => {
+                for c in &controls {
+                    c.stop();
+                }
+                for t in threads {
+                    let _ = t.join();
+                }
+                return Err(e);
+            }
+            Err(_) => {
+                for c in &controls {
+                    c.stop();
+                }
+                let mut err = AppError::Shard("a shard thread ended before it started".into());
+                for t in threads {
+                    if let Ok(Err(e)) = t.join() {
+                        err = e;
+                    }
+                }
+                return Err(err);
+            }
         }
-        Err(_) => match thread.join() {
-            Ok(Err(e)) => Err(e),
-            _ => Err(AppError::Shard(
-                "the shard thread ended before it started".into(),
-            )),
-        },
+    }
+    placement.sort_by_key(|p| p.shard);
+    Ok(Running {
+        controls,
+        threads,
+        slots,
+        placement,
+        services: service_placement(&cfg, n),
+        started: std::time::Instant::now(),
+        _program: program,
+    })
+}
+
+type Ready = mpsc::Sender<Result<(ShardControl, Placement), AppError>>;
+
+/// Everything a shard thread needs besides its link.
+struct ShardSetup {
+    index: u32,
+    core: Option<usize>,
+    stack: StackConfig,
+    mesh: Option<MeshEnd>,
+    job: ShardJob,
+    slot: Arc<Mutex<ShardStats>>,
+    ready: Ready,
+}
+
+struct Spawned(std::thread::JoinHandle<Result<ShardStats, AppError>>);
+
+fn with_pcap<L: Link + Send + 'static>(
+    link: L,
+    pcap: Option<String>,
+) -> Box<dyn FnOnce(ShardSetup) -> Spawned + Send> {
+    Box::new(move |setup: ShardSetup| match pcap {
+        Some(base) => {
+            let path = pcap_path(&base, setup.index);
+            spawn_shard(setup, move || {
+                let f =
+                    std::fs::File::create(&path).map_err(|e| format!("pcap file {path}: {e}"))?;
+                PcapLink::new(link, f).map_err(|e| format!("pcap: {e}"))
+            })
+        }
+        None => spawn_shard(setup, move || Ok(link)),
+    })
+}
+
+fn spawn_shard<L: Link + 'static>(
+    setup: ShardSetup,
+    make: impl FnOnce() -> Result<L, String> + Send + 'static,
+) -> Spawned {
+    let name = format!("shard-{}", setup.index);
+    let ready = setup.ready.clone();
+    let handle = std::thread::Builder::new().name(name).spawn(move || {
+        let ShardSetup {
+            index,
+            core,
+            stack,
+            mesh,
+            job,
+            slot,
+            ready,
+        } = setup;
+        let pinned =
+            core.filter(|&c| core_affinity::set_for_current(core_affinity::CoreId { id: c }));
+        let queue = stack.queue;
+        let result = make()
+            .map_err(|e| AppError::Link {
+                ifname: format!("shard {index}"),
+                reason: e,
+            })
+            .and_then(|link| {
+                Shard::with_mesh(link, stack, mesh).map_err(|e| AppError::Stack(e.to_string()))
+            });
+        let mut shard = match result {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = ready.send(Err(AppError::Shard(e.to_string())));
+                return Err(e);
+            }
+        };
+        shard.publish_stats(slot);
+        let link = shard.link().describe();
+        log::info!("shard {index}: queue {queue}, core {pinned:?}, {link}");
+        job(&shard.net(), index);
+        let _ = ready.send(Ok((
+            shard.control(),
+            Placement {
+                shard: index,
+                queue,
+                core: pinned,
+                link,
+            },
+        )));
+        shard.run().map_err(|e| AppError::Shard(e.to_string()))?;
+        Ok(shard.stats())
+    });
+    match handle {
+        Ok(h) => Spawned(h),
+        Err(e) => {
+            let msg = e.to_string();
+            let _ = ready.send(Err(AppError::Shard(msg.clone())));
+            Spawned(std::thread::spawn(move || Err(AppError::Shard(msg))))
+        }
     }
 }
 
 /// Runs the appliance until `stop` is set (SIGINT/SIGTERM in the binary).
-pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Finished, AppError> {
+pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppError> {
     let services = cfg.clone();
     let running = start(
         cfg,
-        Box::new(move |net: &Net| start_services(net, &services)),
+        Arc::new(move |net: &Net, shard| start_services(net, &services, shard)),
     )?;
+    for p in running.placement() {
+        println!(
+            "shard {}: queue {}, core {}, {}",
+            p.shard,
+            p.queue,
+            p.core.map_or("-".to_string(), |c| c.to_string()),
+            p.link
+        );
+    }
+    for s in running.services() {
+        println!("{s}");
+    }
     while !stop.load(Ordering::Acquire) && !running.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -98,6 +98,63 @@ pub struct Interface {
     /// TAP MTU.
     #[serde(default = "default_mtu")]
     pub mtu: usize,
+    /// NIC receive queues to serve, one shard each (default: every RX queue of the NIC).
+    #[serde(default)]
+    pub queues: Option<Spanned<Vec<u32>>>,
+    /// Cores to pin the shards to, in shard order (default: 0, 1, 2, ...). The number of
+    /// shards is capped at the number of cores.
+    #[serde(default)]
+    pub cores: Option<Spanned<Vec<usize>>>,
+    /// How the stack learns the NIC's receive hash, to pick client ports whose replies
+    /// come back to the opening shard.
+    #[serde(default)]
+    pub rss: RssSetting,
+}
+
+/// Receive-hash knowledge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RssSetting {
+    /// Read the NIC's key and table (ethtool); none reported: hand replies over.
+    #[default]
+    Auto,
+    /// The lab's emulated RSS: the well-known default key and a round-robin table.
+    Lab,
+    /// Do not steer client ports: replies that land on another shard are handed over.
+    Off,
+}
+
+/// `[control]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Control {
+    /// The control socket `sixstack stats` talks to.
+    #[serde(default = "default_socket")]
+    pub socket: String,
+    /// A group (gid) whose members may use the socket besides root.
+    #[serde(default)]
+    pub group: Option<u32>,
+    /// Seconds open connections get to finish at shutdown.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace_s: f64,
+}
+
+fn default_socket() -> String {
+    "/run/sixstack/control.sock".into()
+}
+
+fn default_grace() -> f64 {
+    5.0
+}
+
+impl Default for Control {
+    fn default() -> Control {
+        Control {
+            socket: default_socket(),
+            group: None,
+            shutdown_grace_s: default_grace(),
+        }
+    }
 }
 
 fn default_mtu() -> usize {
@@ -191,6 +248,9 @@ pub struct Service {
     /// Transport.
     #[serde(default)]
     pub proto: Proto,
+    /// The shards (queues) that run it; default: every shard.
+    #[serde(default)]
+    pub shards: Option<Spanned<Vec<u32>>>,
 }
 
 /// The whole file.
@@ -207,6 +267,9 @@ pub struct File {
     /// Services.
     #[serde(default, rename = "service")]
     pub services: Vec<Service>,
+    /// The control socket.
+    #[serde(default)]
+    pub control: Control,
 }
 
 /// A validated configuration.
@@ -377,6 +440,28 @@ impl Config {
                     "interface name '{}' must be 1 to 15 characters",
                     file.interface.name
                 ),
+            ));
+        }
+        if let Some(q) = &file.interface.queues {
+            if q.get_ref().is_empty() {
+                return Err(err(q.span(), "queues must name at least one queue".into()));
+            }
+            let mut v = q.get_ref().clone();
+            v.sort_unstable();
+            v.dedup();
+            if v.len() != q.get_ref().len() {
+                return Err(err(q.span(), "a queue is listed twice".into()));
+            }
+        }
+        if let Some(c) = &file.interface.cores {
+            if c.get_ref().is_empty() {
+                return Err(err(c.span(), "cores must name at least one core".into()));
+            }
+        }
+        if !(0.0..=3600.0).contains(&file.control.shutdown_grace_s) {
+            return Err(err(
+                0..0,
+                "control.shutdown_grace_s must be between 0 and 3600".into(),
             ));
         }
         let mut seen: Vec<(u16, bool, bool)> = Vec::new();

@@ -47,6 +47,8 @@ pub struct Lab {
     pub net4: [u8; 3],
     /// IPv6 /64 prefix's first four groups.
     pub net6: [u16; 4],
+    /// RX/TX queues of each veth end (one shard per queue).
+    pub queues: u32,
 }
 
 impl Lab {
@@ -60,6 +62,7 @@ impl Lab {
             tap: false,
             net4: [10, 77, 0],
             net6: [0xfd77, 0, 0, 0],
+            queues: 2,
         }
     }
 
@@ -73,6 +76,7 @@ impl Lab {
             tap: true,
             net4: [10, 78, 0],
             net6: [0xfd78, 0, 0, 0],
+            queues: 1,
         }
     }
 
@@ -99,6 +103,7 @@ impl Lab {
             tap,
             net4: [10, 200, index],
             net6: [0xfd99, 0, 0, index as u16],
+            queues: if tap { 1 } else { 2 },
         }
     }
 
@@ -166,17 +171,26 @@ impl Lab {
         ip(&["netns", "add", p])?;
         ip(&["-n", a, "link", "set", "lo", "up"])?;
         ip(&["-n", p, "link", "set", "lo", "up"])?;
+        let q = self.queues.max(1).to_string();
         ip(&[
             "-n",
             a,
             "link",
             "add",
             &self.app_if,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
             "type",
             "veth",
             "peer",
             "name",
             &self.peer_if,
+            "numtxqueues",
+            &q,
+            "numrxqueues",
+            &q,
             "netns",
             p,
         ])?;

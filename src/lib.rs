@@ -5,7 +5,9 @@
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod lab;
+pub mod stats_view;
 
 /// The built-in configuration of `sixstack up` for a lab.
 pub fn lab_config(lab: &lab::Lab, pcap: Option<&str>) -> String {

@@ -118,7 +118,9 @@ fn lab_for(tap: bool) -> Lab {
 fn cmd_run(cfg: Config) -> Result<(), String> {
     let stop = stop_flag();
     let fin = app::run(cfg, stop).map_err(|e| e.to_string())?;
-    log::info!("stopped: {:?}", fin.stats);
+    for (i, s) in fin.iter().enumerate() {
+        log::info!("shard {i} stopped: {s:?}");
+    }
     Ok(())
 }
 
@@ -138,7 +140,9 @@ fn cmd_up(driver: LabDriver, pcap: Option<String>) -> Result<(), String> {
             let services = cfg.clone();
             app::start(
                 cfg,
-                Box::new(move |net: &sixstack_stack::Net| app::start_services(net, &services)),
+                Arc::new(move |net: &sixstack_stack::Net, shard| {
+                    app::start_services(net, &services, shard)
+                }),
             )
             .map_err(|e| e.to_string())
         })
@@ -154,7 +158,11 @@ fn cmd_up(driver: LabDriver, pcap: Option<String>) -> Result<(), String> {
         lab.down();
         println!("lab removed");
     }
-    result.map(|fin| log::info!("stopped: {:?}", fin.stats))
+    result.map(|fin| {
+        for (i, s) in fin.iter().enumerate() {
+            log::info!("shard {i} stopped: {s:?}");
+        }
+    })
 }
 
 fn cmd_ping(dest: &str, config: Option<PathBuf>, count: u16, size: usize) -> Result<(), String> {
@@ -171,9 +179,16 @@ fn cmd_ping(dest: &str, config: Option<PathBuf>, count: u16, size: usize) -> Res
         }
     };
     let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
     let running = app::start(
         cfg,
-        Box::new(move |net: &sixstack_stack::Net| {
+        Arc::new(move |net: &sixstack_stack::Net, shard| {
+            if shard != 0 {
+                return;
+            }
+            let Ok(tx) = tx.lock().map(|t| t.clone()) else {
+                return;
+            };
             let n = net.clone();
             net.spawn(async move {
                 let mut ok = 0u16;

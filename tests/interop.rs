@@ -27,7 +27,7 @@ fn ping(ns: &str, to: &str, count: u32, size: u32) -> (bool, String) {
 
 fn ping_both(tap: bool) {
     let g = LabGuard::new(tap);
-    let app = start_appliance(&g.lab, |_| {});
+    let app = start_appliance(&g.lab, |_, _| {});
     let (ok, out) = ping(&g.lab.peer_ns, &g.lab.stack4().to_string(), 3, 56);
     assert!(ok, "ping: {out}");
     assert!(out.contains("3 received"), "{out}");
@@ -41,7 +41,7 @@ fn ping_both(tap: bool) {
 
 fn tcp_echo_sizes(tap: bool) {
     let g = LabGuard::new(tap);
-    let app = start_appliance(&g.lab, |_| {});
+    let app = start_appliance(&g.lab, |_, _| {});
     let peer = g.lab.peer_ns.clone();
     for (ip, sizes) in [
         (
@@ -65,7 +65,7 @@ fn tcp_echo_sizes(tap: bool) {
 
 fn tcp_many_connections(tap: bool) {
     let g = LabGuard::new(tap);
-    let app = start_appliance(&g.lab, |_| {});
+    let app = start_appliance(&g.lab, |_, _| {});
     let (v4, v6) = (g.lab.stack4(), g.lab.stack6());
     let done = in_ns(&g.lab.peer_ns, move || {
         let mut conns = Vec::new();
@@ -162,7 +162,7 @@ fn stack_as_client(tap: bool) {
 
 fn udp_echo_both(tap: bool) {
     let g = LabGuard::new(tap);
-    let app = start_appliance(&g.lab, |_| {});
+    let app = start_appliance(&g.lab, |_, _| {});
     assert_eq!(udp_echo(&g.lab.peer_ns, sa(g.lab.stack4(), 7), 200), 200);
     assert_eq!(udp_echo(&g.lab.peer_ns, sa(g.lab.stack6(), 7), 200), 200);
     app.stop().unwrap();
@@ -199,7 +199,7 @@ fn stack_pings_peer(tap: bool) {
 /// offsets) with random lengths, sent by the peer's kernel through an AF_PACKET socket.
 fn garbage_frames(tap: bool) {
     let g = LabGuard::new(tap);
-    let app = start_appliance(&g.lab, |_| {});
+    let app = start_appliance(&g.lab, |_, _| {});
     let (ns, ifname) = if tap {
         (g.lab.peer_ns.clone(), g.lab.app_if.clone())
     } else {
@@ -306,7 +306,7 @@ mod af_xdp {
     #[test]
     fn kernel_keeps_its_traffic() {
         let g = LabGuard::new(false);
-        let app = start_appliance(&g.lab, |_| {});
+        let app = start_appliance(&g.lab, |_, _| {});
         let (ok, out) = ping(&g.lab.peer_ns, &g.lab.kernel4().to_string(), 2, 56);
         assert!(ok, "ping kernel: {out}");
         let (ok, out) = ping(&g.lab.peer_ns, &g.lab.kernel6().to_string(), 2, 56);

@@ -2,11 +2,30 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use smoltcp::wire::{EthernetAddress, IpCidr, Ipv4Cidr, Ipv6Cidr};
+use std::sync::Arc;
+
+use smoltcp::wire::{EthernetAddress, IpAddress, IpCidr, Ipv4Cidr, Ipv6Cidr};
+
+/// The receive queue the NIC picks for a frame with this 4-tuple, as seen on receive:
+/// `(source address, destination address, source port, destination port)`. The shard
+/// uses it to choose client ports whose replies come back to its own queue.
+pub type ReceiveQueueFn = Arc<dyn Fn(IpAddress, IpAddress, u16, u16) -> u32 + Send + Sync>;
 
 /// A shard's network identity and socket sizing.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StackConfig {
+    /// This shard's index (0-based).
+    pub shard: u32,
+    /// How many shards the appliance runs.
+    pub shards: u32,
+    /// The NIC receive queue this shard serves.
+    pub queue: u32,
+    /// The NIC's receive hash, when known; `None`: client ports are chosen by `port % shards`
+    /// only, and replies that land elsewhere are handed over.
+    pub receive_queue: Option<ReceiveQueueFn>,
+    /// Services pinned to other shards: (transport, port, the shards that host it). A
+    /// connection or datagram for such a port arriving here is handed to one of them.
+    pub pinned_elsewhere: Vec<(crate::Proto, u16, Vec<u32>)>,
     /// The stack's own MAC address.
     pub mac: [u8; 6],
     /// IPv4 address with prefix length, if any.
@@ -33,6 +52,21 @@ pub struct StackConfig {
     pub busy_poll_us: u64,
 }
 
+impl std::fmt::Debug for StackConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StackConfig")
+            .field("shard", &self.shard)
+            .field("shards", &self.shards)
+            .field("queue", &self.queue)
+            .field("steered", &self.receive_queue.is_some())
+            .field("mac", &self.mac)
+            .field("ipv4", &self.ipv4)
+            .field("ipv6", &self.ipv6)
+            .field("backlog", &self.backlog)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An address the stack cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -52,6 +86,11 @@ impl StackConfig {
     /// A configuration with the given MAC and no addresses, with default sizes.
     pub fn new(mac: [u8; 6]) -> StackConfig {
         StackConfig {
+            shard: 0,
+            shards: 1,
+            queue: 0,
+            receive_queue: None,
+            pinned_elsewhere: Vec::new(),
             mac,
             ipv4: None,
             ipv6: Vec::new(),

@@ -37,7 +37,14 @@ impl Net {
         payload: usize,
         limit: Duration,
     ) -> io::Result<PingReply> {
-        let ident = 0x5300 | (seq.wrapping_mul(31) & 0xff);
+        let ident = {
+            let mut core = self.core();
+            core.ping_ident = core.ping_ident.wrapping_add(1);
+            let n = u16::try_from(core.shards.clamp(1, 256)).unwrap_or(1);
+            let shard = u16::try_from(core.shard).unwrap_or(0);
+            // The low byte names the shard, so a reply landing elsewhere finds its way back.
+            0x5300 | ((core.ping_ident % (256 / n)) * n + shard)
+        };
         let handle = {
             let rx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; 8192]);
             let tx = icmp::PacketBuffer::new(vec![icmp::PacketMetadata::EMPTY; 8], vec![0; 8192]);
@@ -118,6 +125,11 @@ impl Net {
             rtt: Duration::from_micros(rtt.total_micros()),
         })
     }
+}
+
+/// The shard that sent an echo request with this identifier.
+pub(crate) fn ident_owner(ident: u16, shards: u32) -> u32 {
+    u32::from(ident & 0xff) % shards.max(1)
 }
 
 struct Remove<'a> {

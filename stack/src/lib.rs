@@ -13,16 +13,23 @@
 
 mod config;
 mod executor;
+mod flow;
 mod icmp;
+mod ingress;
+mod mesh;
 mod net;
+mod oneframe;
 mod shard;
 mod tcp;
 mod timer;
 mod udp;
 
-pub use config::{AddressError, StackConfig};
+pub use config::{AddressError, ReceiveQueueFn, StackConfig};
 pub use executor::JoinHandle;
+pub use flow::{classify, Class, FlowKey, Proto};
 pub use icmp::PingReply;
+pub use ingress::SteerCounters;
+pub use mesh::{mesh, Handoff, MeshEnd};
 pub use net::{Net, NetCounters};
 pub use shard::{Shard, ShardControl, ShardStats};
 pub use tcp::{TcpListener, TcpStream};

@@ -5,7 +5,7 @@
 //! shard's socket set, never by pointers between objects.
 
 use std::cell::{Cell, RefCell, RefMut};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
@@ -13,8 +13,10 @@ use std::time::Duration;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
+use smoltcp::wire::IpAddress;
 
 use crate::executor::{with_join, JoinHandle, LocalFuture};
+use crate::flow::FlowKey;
 use crate::timer::{Sleep, Timers};
 use crate::StackConfig;
 
@@ -40,12 +42,38 @@ pub(crate) struct Core {
     pub(crate) iface: Interface,
     pub(crate) sockets: SocketSet<'static>,
     /// Sockets whose owner is gone, with the time by which they must have closed.
-    pub(crate) closing: Vec<(SocketHandle, Instant, Option<u16>)>,
+    pub(crate) closing: Vec<(SocketHandle, Instant, Option<u16>, Option<FlowKey>)>,
     /// Ephemeral ports in use by connections this shard opened, by socket.
     pub(crate) ports: HashSet<u16>,
     pub(crate) next_port: u16,
     pub(crate) counters: NetCounters,
+    /// TCP flows this shard owns: open connections and handshakes under way (`None`
+    /// socket: still in a listener's backlog, with the time it was seen).
+    pub(crate) flows: HashMap<FlowKey, FlowEntry>,
+    /// TCP ports with a listener on this shard (count of listeners).
+    pub(crate) listen_ports: HashMap<u16, u32>,
+    /// UDP ports bound on this shard.
+    pub(crate) udp_ports: HashMap<u16, u32>,
+    /// Shard index, shard count, own queue, receive hash.
+    pub(crate) shard: u32,
+    pub(crate) shards: u32,
+    pub(crate) queue: u32,
+    pub(crate) receive_queue: Option<crate::config::ReceiveQueueFn>,
+    /// Counter for echo identifiers of `Net::ping`.
+    pub(crate) ping_ident: u16,
+    /// Ports whose service runs only on other shards.
+    pub(crate) elsewhere: HashMap<(crate::flow::Proto, u16), Vec<u32>>,
 }
+
+/// A flow's entry in the shard's flow table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlowEntry {
+    pub(crate) socket: Option<SocketHandle>,
+    pub(crate) since: Instant,
+}
+
+/// An embryonic flow (SYN seen, not accepted) is forgotten after this long.
+pub(crate) const EMBRYONIC_TTL: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
 
 /// Local port range for active opens.
 pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
@@ -53,9 +81,17 @@ pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
 pub(crate) const LINGER: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
 
 impl Core {
-    /// Picks a free ephemeral port.
-    pub(crate) fn alloc_port(&mut self) -> Option<u16> {
+    /// The shard that owns an ephemeral local port (`port % shards`).
+    pub(crate) fn port_owner(&self, port: u16) -> Option<u32> {
+        (self.shards > 1 && EPHEMERAL.contains(&port)).then(|| u32::from(port) % self.shards)
+    }
+
+    /// Picks a free ephemeral port owned by this shard (`port % shards == shard`). For a
+    /// connection to `peer` from `local`, and when the NIC's receive hash is known, the
+    /// port is also one whose replies the NIC delivers to this shard's queue.
+    pub(crate) fn alloc_port(&mut self, peer: Option<(IpAddress, u16, IpAddress)>) -> Option<u16> {
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as usize + 1;
+        let mut fallback = None;
         for _ in 0..span {
             let p = self.next_port;
             self.next_port = if p >= *EPHEMERAL.end() {
@@ -63,18 +99,46 @@ impl Core {
             } else {
                 p + 1
             };
-            if self.ports.insert(p) {
-                return Some(p);
+            if self.shards > 1 && u32::from(p) % self.shards != self.shard {
+                continue;
             }
+            if self.ports.contains(&p) {
+                continue;
+            }
+            if let (Some(f), Some((remote, rport, local))) = (&self.receive_queue, peer) {
+                if f(remote, local, rport, p) != self.queue {
+                    fallback = fallback.or(Some(p));
+                    continue;
+                }
+            }
+            self.ports.insert(p);
+            return Some(p);
         }
-        None
+        // No port hashes to this queue (a queue missing from the indirection table):
+        // replies will be handed over.
+        let p = fallback?;
+        self.ports.insert(p);
+        Some(p)
+    }
+
+    /// Forgets handshakes that never reached `accept`.
+    pub(crate) fn sweep_flows(&mut self, now: Instant) {
+        self.flows
+            .retain(|_, e| e.socket.is_some() || now < e.since + EMBRYONIC_TTL);
     }
 
     /// Hands a TCP socket whose owner is gone to the reaper, which removes it once it has
     /// closed gracefully (or aborts it after [`LINGER`]).
     /// `port` is the ephemeral port the socket holds, if it was opened by `connect`.
-    pub(crate) fn release(&mut self, handle: SocketHandle, now: Instant, port: Option<u16>) {
-        self.closing.push((handle, now + LINGER, port));
+    /// `flow` is its entry in the flow table, removed with the socket.
+    pub(crate) fn release(
+        &mut self,
+        handle: SocketHandle,
+        now: Instant,
+        port: Option<u16>,
+        flow: Option<FlowKey>,
+    ) {
+        self.closing.push((handle, now + LINGER, port, flow));
     }
 
     /// Removes released sockets that finished closing (or overstayed); frees their ports.
@@ -82,7 +146,7 @@ impl Core {
         let mut removed = 0;
         let mut i = 0;
         while i < self.closing.len() {
-            let (h, deadline, port) = self.closing[i];
+            let (h, deadline, port, flow) = self.closing[i];
             let s = self.sockets.get_mut::<tcp::Socket>(h);
             let st = s.state();
             let done = if st == tcp::State::Closed || st == tcp::State::TimeWait {
@@ -98,6 +162,9 @@ impl Core {
                 self.sockets.remove(h);
                 if let Some(p) = port {
                     self.ports.remove(&p);
+                }
+                if let Some(k) = flow {
+                    self.flows.remove(&k);
                 }
                 self.closing.swap_remove(i);
                 self.counters.sockets_reaped += 1;

@@ -2,14 +2,16 @@
 //! completion in rounds. A round takes a batch of frames in, fires due timers, runs ready
 //! tasks, sends what the sockets have to send and flushes the link once.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smoltcp::iface::{Config, Interface, PollIngressSingleResult, SocketSet};
+use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::phy::{DeviceCapabilities, RxToken};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress};
 
@@ -17,6 +19,8 @@ use sixstack_drivers::wait::{wait_readable, Doorbell};
 use sixstack_drivers::{Link, LinkStats};
 
 use crate::executor::Executor;
+use crate::ingress::{steer, SteerCounters};
+use crate::mesh::{Handoff, MeshEnd};
 use crate::net::{Core, Inner, NetCounters, EPHEMERAL};
 use crate::timer::Timers;
 use crate::{AddressError, JoinHandle, Net, StackConfig};
@@ -63,6 +67,17 @@ pub struct ShardStats {
     pub frames_in: u64,
     /// Task polls.
     pub task_polls: u64,
+    /// Nanoseconds the shard existed but was not busy (sleeping or spinning idle).
+    pub idle_ns: u64,
+    /// Nanoseconds of busy time spent in serialized work: handing frames between shards
+    /// and publishing these counters (the numerator of the NP ratio).
+    pub np_ns: u64,
+    /// Hand-off counters.
+    pub steer: SteerCounters,
+    /// TCP connections open (flows in the flow table, handshakes included).
+    pub conns_open: u64,
+    /// Shard loop iteration time of busy rounds: samples, p50, p90, p99, p99.9, max (ns).
+    pub loop_ns: [u64; 6],
     /// Tasks alive on the shard.
     pub tasks_live: u64,
     /// The link's own counters.
@@ -79,7 +94,17 @@ pub struct Shard<L: Link> {
     control: ShardControl,
     clock: Clock,
     stats: ShardStats,
+    caps: DeviceCapabilities,
+    mesh: Option<MeshEnd>,
+    pending: VecDeque<Handoff>,
+    loop_hist: hdrhistogram::Histogram<u64>,
+    publish: Option<Arc<Mutex<ShardStats>>>,
+    last_publish: Instant,
+    last_sweep: Instant,
 }
+
+/// How often a shard publishes its counters and sweeps stale handshakes.
+const HOUSEKEEPING: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(100);
 
 impl<L: Link> std::fmt::Debug for Shard<L> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,7 +142,17 @@ impl Clock {
 
 impl<L: Link> Shard<L> {
     /// Builds a shard over `link` with the addresses and sizes in `config`.
-    pub fn new(mut link: L, config: StackConfig) -> Result<Shard<L>, AddressError> {
+    pub fn new(link: L, config: StackConfig) -> Result<Shard<L>, AddressError> {
+        Shard::with_mesh(link, config, None)
+    }
+
+    /// Builds a shard that is one of several: `mesh` joins it to the others for frame
+    /// hand-offs (its doorbell is the mesh's).
+    pub fn with_mesh(
+        mut link: L,
+        config: StackConfig,
+        mesh: Option<MeshEnd>,
+    ) -> Result<Shard<L>, AddressError> {
         let cidrs = config.cidrs()?;
         let clock = Clock::new();
         let now = clock.now();
@@ -137,7 +172,14 @@ impl<L: Link> Shard<L> {
         if let Some(gw) = config.gateway6 {
             let _ = iface.routes_mut().add_default_ipv6_route(gw);
         }
-        let bell = Arc::new(Doorbell::new().map_err(|e| AddressError::Mac(e.to_string()))?);
+        let bell = match &mesh {
+            Some(m) => match m.bells.get(m.me as usize) {
+                Some(b) => b.clone(),
+                None => Arc::new(Doorbell::new().map_err(|e| AddressError::Mac(e.to_string()))?),
+            },
+            None => Arc::new(Doorbell::new().map_err(|e| AddressError::Mac(e.to_string()))?),
+        };
+        let caps = link.capabilities();
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u64;
         let first_port = EPHEMERAL.start() + (config.seed % span) as u16;
         let inner = Inner {
@@ -148,6 +190,20 @@ impl<L: Link> Shard<L> {
                 ports: Default::default(),
                 next_port: first_port,
                 counters: NetCounters::default(),
+                flows: Default::default(),
+                listen_ports: Default::default(),
+                udp_ports: Default::default(),
+                shard: config.shard,
+                shards: config.shards.max(1),
+                queue: config.queue,
+                receive_queue: config.receive_queue.clone(),
+                ping_ident: 0,
+                elsewhere: config
+                    .pinned_elsewhere
+                    .iter()
+                    .filter(|(_, _, shards)| !shards.is_empty())
+                    .map(|(p, port, shards)| ((*p, *port), shards.clone()))
+                    .collect(),
             }),
             now: std::cell::Cell::new(now),
             timers: std::cell::RefCell::new(Timers::default()),
@@ -166,7 +222,21 @@ impl<L: Link> Shard<L> {
             },
             clock,
             stats: ShardStats::default(),
+            caps,
+            mesh,
+            pending: VecDeque::new(),
+            loop_hist: hdrhistogram::Histogram::new_with_bounds(1, 10_000_000_000, 2)
+                .map_err(|e| AddressError::Mac(e.to_string()))?,
+            publish: None,
+            last_publish: now,
+            last_sweep: now,
         })
+    }
+
+    /// Publishes a copy of the counters into `slot` every 100 ms of shard time (for the
+    /// control socket; the lock is this shard's own, shared only with the reader).
+    pub fn publish_stats(&mut self, slot: Arc<Mutex<ShardStats>>) {
+        self.publish = Some(slot);
     }
 
     /// The handle services use to open sockets and spawn tasks on this shard.
@@ -195,6 +265,16 @@ impl<L: Link> Shard<L> {
         s.link = self.link.stats();
         s.net = self.net.counters();
         s.tasks_live = self.executor.live() as u64;
+        s.conns_open = self.net.core().flows.len() as u64;
+        let h = &self.loop_hist;
+        s.loop_ns = [
+            h.len(),
+            h.value_at_quantile(0.5),
+            h.value_at_quantile(0.9),
+            h.value_at_quantile(0.99),
+            h.value_at_quantile(0.999),
+            h.max(),
+        ];
         s
     }
 
@@ -218,22 +298,28 @@ impl<L: Link> Shard<L> {
     fn round(&mut self, now: Instant) -> bool {
         self.net.inner.now.set(now);
         self.stats.rounds += 1;
-        let mut worked = false;
+        let mut worked = self.handoffs_in(now);
         {
             let mut core = self.net.core();
             let core = &mut *core;
+            let mesh = self.mesh.as_ref();
+            let caps = &self.caps;
+            let counters = &mut self.stats.steer;
+            let mut np = 0u64;
             for _ in 0..RX_BATCH {
-                match core
-                    .iface
-                    .poll_ingress_single(now, &mut self.link, &mut core.sockets)
-                {
-                    PollIngressSingleResult::None => break,
-                    _ => {
-                        self.stats.frames_in += 1;
-                        worked = true;
+                let Some((rx, tx)) = self.link.receive(now) else {
+                    break;
+                };
+                self.stats.frames_in += 1;
+                worked = true;
+                rx.consume(|frame| {
+                    let t = std::time::Instant::now();
+                    if steer(core, mesh, counters, caps, frame, tx, now, 0) {
+                        np += t.elapsed().as_nanos() as u64;
                     }
-                }
+                });
             }
+            self.stats.np_ns += np;
         }
         self.net.timers().fire(now);
         let mut polled = 0;
@@ -259,6 +345,21 @@ impl<L: Link> Shard<L> {
             if !core.closing.is_empty() {
                 core.reap(now);
             }
+            if now >= self.last_sweep + HOUSEKEEPING * 10 {
+                core.sweep_flows(now);
+                self.last_sweep = now;
+            }
+        }
+        if self.publish.is_some() && now >= self.last_publish + HOUSEKEEPING {
+            self.last_publish = now;
+            let t = std::time::Instant::now();
+            let snapshot = self.stats();
+            if let Some(slot) = &self.publish {
+                if let Ok(mut g) = slot.lock() {
+                    *g = snapshot;
+                }
+            }
+            self.stats.np_ns += t.elapsed().as_nanos() as u64;
         }
         if let Err(e) = self.link.flush() {
             log::warn!("{}: flush: {e}", self.link.describe());
@@ -266,9 +367,63 @@ impl<L: Link> Shard<L> {
         worked
     }
 
+    /// Takes frames other shards handed to this one and steers them like its own.
+    fn handoffs_in(&mut self, now: Instant) -> bool {
+        let Some(mesh) = self.mesh.as_ref() else {
+            return false;
+        };
+        let t = std::time::Instant::now();
+        while self.pending.len() < RX_BATCH {
+            match mesh.receiver.try_recv() {
+                Ok(h) => self.pending.push_back(h),
+                Err(_) => break,
+            }
+        }
+        if self.pending.is_empty() {
+            return false;
+        }
+        let mut core = self.net.core();
+        let core = &mut *core;
+        while let Some(h) = self.pending.pop_front() {
+            let Some(tx) = self.link.transmit(now) else {
+                // No transmit slot for a reply yet: try again next round.
+                self.pending.push_front(h);
+                break;
+            };
+            if h.hops != crate::ingress::COPY {
+                self.stats.steer.handoffs_in += 1;
+            }
+            steer(
+                core,
+                Some(mesh),
+                &mut self.stats.steer,
+                &self.caps,
+                &h.bytes,
+                tx,
+                now,
+                h.hops,
+            );
+        }
+        self.stats.np_ns += t.elapsed().as_nanos() as u64;
+        true
+    }
+
     fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
-        if self.executor.has_ready() || !self.net.inner.spawned.borrow().is_empty() {
+        if self.executor.has_ready()
+            || !self.net.inner.spawned.borrow().is_empty()
+            || !self.pending.is_empty()
+        {
             return Some(now);
+        }
+        if self.publish.is_some() {
+            let t = self.last_publish + HOUSEKEEPING;
+            let timer = self.net.timers().next_deadline();
+            let iface = {
+                let mut core = self.net.core();
+                let core = &mut *core;
+                core.iface.poll_at(now, &core.sockets)
+            };
+            return [Some(t), timer, iface].into_iter().flatten().min();
         }
         let timer = self.net.timers().next_deadline();
         let iface = {
@@ -305,9 +460,13 @@ impl<L: Link> Shard<L> {
             let started = std::time::Instant::now();
             let now = self.clock.now();
             if self.round(now) {
+                let spent = started.elapsed().as_nanos() as u64;
                 self.stats.busy_rounds += 1;
-                self.stats.busy_ns += started.elapsed().as_nanos() as u64;
+                self.stats.busy_ns += spent;
+                let _ = self.loop_hist.record(spent.max(1));
                 last_work = std::time::Instant::now();
+            } else {
+                self.stats.idle_ns += started.elapsed().as_nanos() as u64;
             }
             if !go_on() {
                 break;
@@ -326,6 +485,7 @@ impl<L: Link> Shard<L> {
                 continue;
             }
             self.stats.sleeps += 1;
+            let slept = std::time::Instant::now();
             match self.link.wait_fd() {
                 Some(fd) => {
                     wait_readable(&[fd, self.control.bell.fd()], timeout)?;
@@ -335,6 +495,7 @@ impl<L: Link> Shard<L> {
                     wait_readable(&[self.control.bell.fd()], Some(t))?;
                 }
             }
+            self.stats.idle_ns += slept.elapsed().as_nanos() as u64;
         }
         Ok(())
     }

@@ -18,6 +18,8 @@ use smoltcp::socket::tcp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+use crate::flow::{FlowKey, Proto};
+use crate::net::FlowEntry;
 use crate::Net;
 
 /// How long an active open may take before it fails with `TimedOut`.
@@ -76,6 +78,7 @@ impl TcpListener {
             let h = listener.listening_socket()?;
             listener.pool.borrow_mut().push(h);
         }
+        *net.core().listen_ports.entry(endpoint.port).or_insert(0) += 1;
         Ok(listener)
     }
 
@@ -136,6 +139,13 @@ impl TcpListener {
 impl Drop for TcpListener {
     fn drop(&mut self) {
         let mut core = self.net.core();
+        let port = self.endpoint.port;
+        if let Some(n) = core.listen_ports.get_mut(&port) {
+            *n -= 1;
+            if *n == 0 {
+                core.listen_ports.remove(&port);
+            }
+        }
         for h in self.pool.borrow_mut().drain(..) {
             let s = core.sockets.get_mut::<tcp::Socket>(h);
             if matches!(s.state(), tcp::State::Listen | tcp::State::Closed) {
@@ -153,6 +163,7 @@ pub struct TcpStream {
     net: Net,
     handle: SocketHandle,
     port: Option<u16>,
+    flow: Option<FlowKey>,
     fin_sent: bool,
 }
 
@@ -171,6 +182,7 @@ impl TcpStream {
             net: net.clone(),
             handle,
             port,
+            flow: None,
             fin_sent: false,
         }
     }
@@ -189,15 +201,27 @@ impl TcpStream {
         let remote = remote.into();
         let stream = {
             let mut core = net.core();
-            let port = core.alloc_port().ok_or_else(|| {
-                io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port")
+            let local = core.iface.get_source_address(&remote.addr).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::AddrNotAvailable,
+                    format!("no source address to reach {remote}"),
+                )
             })?;
+            let port = core
+                .alloc_port(Some((remote.addr, remote.port, local)))
+                .ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port")
+                })?;
             let mut s = new_socket(net);
             s.set_timeout(Some(smoltcp::time::Duration::from_micros(
                 limit.as_micros() as u64,
             )));
             let core = &mut *core;
-            if let Err(e) = s.connect(core.iface.context(), remote, port) {
+            let local_ep = IpListenEndpoint {
+                addr: Some(local),
+                port,
+            };
+            if let Err(e) = s.connect(core.iface.context(), remote, local_ep) {
                 core.ports.remove(&port);
                 core.counters.tcp_connect_failed += 1;
                 let kind = match e {
@@ -207,7 +231,24 @@ impl TcpStream {
                 return Err(io::Error::new(kind, format!("connect to {remote}: {e}")));
             }
             let h = core.sockets.add(s);
-            TcpStream::from_handle(net, h, Some(port))
+            let key = FlowKey {
+                proto: Proto::Tcp,
+                local,
+                local_port: port,
+                remote: remote.addr,
+                remote_port: remote.port,
+            };
+            let since = net.now();
+            core.flows.insert(
+                key,
+                FlowEntry {
+                    socket: Some(h),
+                    since,
+                },
+            );
+            let mut stream = TcpStream::from_handle(net, h, Some(port));
+            stream.flow = Some(key);
+            stream
         };
         let started = net.now();
         poll_fn(|cx| {
@@ -428,10 +469,13 @@ impl Drop for TcpStream {
             if let Some(p) = self.port {
                 core.ports.remove(&p);
             }
+            if let Some(k) = self.flow {
+                core.flows.remove(&k);
+            }
             core.counters.sockets_reaped += 1;
         } else {
             s.close();
-            core.release(self.handle, now, self.port);
+            core.release(self.handle, now, self.port, self.flow);
         }
     }
 }

@@ -38,7 +38,7 @@ impl UdpSocket {
         let mut core = net.core();
         let ephemeral = endpoint.port == 0;
         if ephemeral {
-            endpoint.port = core.alloc_port().ok_or_else(|| {
+            endpoint.port = core.alloc_port(None).ok_or_else(|| {
                 io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port")
             })?;
         }
@@ -52,6 +52,7 @@ impl UdpSocket {
             ));
         }
         let handle = core.sockets.add(s);
+        *core.udp_ports.entry(endpoint.port).or_insert(0) += 1;
         Ok(UdpSocket {
             net: net.clone(),
             handle,
@@ -131,6 +132,12 @@ impl Drop for UdpSocket {
     fn drop(&mut self) {
         let mut core = self.net.core();
         core.sockets.remove(self.handle);
+        if let Some(n) = core.udp_ports.get_mut(&self.port) {
+            *n -= 1;
+            if *n == 0 {
+                core.udp_ports.remove(&self.port);
+            }
+        }
         if self.ephemeral {
             core.ports.remove(&self.port);
         }

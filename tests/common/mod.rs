@@ -41,17 +41,18 @@ impl Drop for LabGuard {
 /// The appliance on a lab, with the built-in services; retries a busy XSK queue.
 pub fn start_appliance(
     lab: &Lab,
-    extra: impl Fn(&sixstack_stack::Net) + Send + Clone + 'static,
+    extra: impl Fn(&sixstack_stack::Net, u32) + Send + Sync + 'static,
 ) -> Running {
     let text = sixstack::lab_config(lab, None);
     let mut last = String::new();
+    let extra = std::sync::Arc::new(extra);
     for attempt in 0..8 {
         let cfg = Config::parse(&text, "test config").unwrap();
         let services = cfg.clone();
         let extra = extra.clone();
-        let job: ShardJob = Box::new(move |net| {
-            app::start_services(net, &services);
-            extra(net);
+        let job: ShardJob = std::sync::Arc::new(move |net, shard| {
+            app::start_services(net, &services, shard);
+            extra(net, shard);
         });
         match app::start(cfg, job) {
             Ok(r) => return r,
@@ -172,9 +173,11 @@ pub fn on_shard<T: Send + 'static>(
     let (tx, rx) = mpsc::channel();
     let f = std::sync::Arc::new(f);
     let tx = std::sync::Arc::new(std::sync::Mutex::new(tx));
-    let r = start_appliance(running_lab, move |net| {
-        let tx = tx.lock().unwrap().clone();
-        f(net, tx);
+    let r = start_appliance(running_lab, move |net, shard| {
+        if shard == 0 {
+            let tx = tx.lock().unwrap().clone();
+            f(net, tx);
+        }
     });
     (r, rx)
 }
