@@ -17,6 +17,7 @@ use sixstack_stack::{
 };
 
 use crate::config::{Config, DriverKind, Proto, ServiceKind, XdpMode, ZeroCopySetting};
+use crate::control::{ControlServer, Histo, ShardReport, StatsReport, StatsSource};
 
 /// Why the appliance could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,9 @@ pub enum AppError {
     /// A shard thread failed.
     #[error("shard: {0}")]
     Shard(String),
+    /// The control socket could not be opened.
+    #[error("control socket: {0}")]
+    Control(String),
 }
 
 /// The MAC a TAP-attached stack uses when none is configured (locally administered).
@@ -524,13 +528,80 @@ fn spawn_shard<L: Link + 'static>(
     }
 }
 
-/// Runs the appliance until `stop` is set (SIGINT/SIGTERM in the binary).
-pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppError> {
-    let services = cfg.clone();
-    let running = start(
-        cfg,
-        Arc::new(move |net: &Net, shard| start_services(net, &services, shard)),
-    )?;
+/// One shard's published counters as the control socket reports them.
+pub fn shard_report(p: &Placement, s: &ShardStats) -> ShardReport {
+    let mut drops = std::collections::BTreeMap::new();
+    for (reason, n) in [
+        ("rx_ring", s.link.rx_dropped),
+        ("tx_ring", s.link.tx_dropped),
+        ("handoff_full", s.steer.handoff_dropped),
+    ] {
+        if n > 0 {
+            drops.insert(reason.to_string(), n);
+        }
+    }
+    ShardReport {
+        shard: p.shard,
+        core: p.core.and_then(|c| u32::try_from(c).ok()),
+        queue: p.queue,
+        link: p.link.clone(),
+        rx_packets: s.link.rx_frames,
+        rx_bytes: s.link.rx_bytes,
+        tx_packets: s.link.tx_frames,
+        tx_bytes: s.link.tx_bytes,
+        drops,
+        handoffs_out: s.steer.handoffs_out,
+        handoffs_in: s.steer.handoffs_in,
+        conns_open: s.conns_open,
+        conns_opened: s.net.tcp_connected,
+        conns_accepted: s.net.tcp_accepted,
+        conns_reset: s.net.sockets_aborted + s.net.tcp_connect_failed,
+        tasks: s.tasks_live,
+        busy_ns: s.busy_ns,
+        idle_ns: s.idle_ns,
+        np_ns: s.np_ns,
+        np_ratio: 0.0,
+        loop_us: Histo::from_ns_summary(&s.loop_ns),
+        request_us: Histo::default(),
+    }
+}
+
+impl Running {
+    /// A stats source for the control socket: reads the shards' published counters.
+    pub fn stats_source(&self) -> StatsSource {
+        let slots = self.slots.clone();
+        let placement = self.placement.clone();
+        let services = self.services.clone();
+        let started = self.started;
+        Arc::new(move || {
+            let shards = slots
+                .iter()
+                .zip(&placement)
+                .map(|(slot, p)| {
+                    let s = slot.lock().map(|g| *g).unwrap_or_default();
+                    shard_report(p, &s)
+                })
+                .collect();
+            StatsReport::new(started.elapsed().as_secs_f64(), shards, services.clone())
+        })
+    }
+
+    /// Stops gracefully: shards stop accepting, open connections get up to `grace` to
+    /// finish, then everything stops.
+    pub fn shutdown(self, grace: Duration) -> Result<Vec<ShardStats>, AppError> {
+        for c in &self.controls {
+            c.drain();
+        }
+        let until = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < until && !self.threads.iter().all(|t| t.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stop()
+    }
+}
+
+/// Prints where shards and services run.
+pub fn print_placement(running: &Running) {
     for p in running.placement() {
         println!(
             "shard {}: queue {}, core {}, {}",
@@ -543,10 +614,40 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppErr
     for s in running.services() {
         println!("{s}");
     }
+}
+
+/// Runs the appliance with its control socket until `stop` is set (SIGINT/SIGTERM in the
+/// binary), then shuts down gracefully.
+pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppError> {
+    let services = cfg.clone();
+    let control = cfg.file.control.clone();
+    let running = start(
+        cfg,
+        Arc::new(move |net: &Net, shard| start_services(net, &services, shard)),
+    )?;
+    let server = match ControlServer::start(
+        std::path::Path::new(&control.socket),
+        control.group,
+        running.stats_source(),
+    ) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = running.stop();
+            return Err(AppError::Control(e.to_string()));
+        }
+    };
+    print_placement(&running);
+    println!("control socket: {}", control.socket);
     while !stop.load(Ordering::Acquire) && !running.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    running.stop()
+    log::info!(
+        "shutting down: open connections get {} s",
+        control.shutdown_grace_s
+    );
+    let r = running.shutdown(Duration::from_secs_f64(control.shutdown_grace_s));
+    server.stop();
+    r
 }
 
 /// Parses a ping destination.

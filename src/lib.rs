@@ -9,6 +9,16 @@ pub mod control;
 pub mod lab;
 pub mod stats_view;
 
+/// The control socket of a lab's appliance: the default one for the default labs, one
+/// of its own for every test lab.
+pub fn lab_control_socket(lab: &lab::Lab) -> String {
+    if lab.peer_ns == "sixpeer" || lab.peer_ns == "sixtap" {
+        control::DEFAULT_SOCKET.to_string()
+    } else {
+        format!("/run/sixstack/{}.sock", lab.peer_ns)
+    }
+}
+
 /// The built-in configuration of `sixstack up` for a lab.
 pub fn lab_config(lab: &lab::Lab, pcap: Option<&str>) -> String {
     let (driver, name, ns) = if lab.tap {
@@ -19,6 +29,7 @@ pub fn lab_config(lab: &lab::Lab, pcap: Option<&str>) -> String {
     let pcap = pcap
         .map(|p| format!("pcap = {:?}\n", p))
         .unwrap_or_default();
+    let socket = lab_control_socket(lab);
     format!(
         r#"# sixstack on the lab link
 [interface]
@@ -29,6 +40,9 @@ netns = "{ns}"
 [addresses]
 ipv4 = "{}/24"
 ipv6 = ["{}/64"]
+
+[control]
+socket = "{socket}"
 
 [[service]]
 kind = "echo"

@@ -79,6 +79,18 @@ enum Cmd {
         #[arg(long, short = 's', default_value_t = 56)]
         size: usize,
     },
+    /// Live per-shard counters of a running appliance, read over its control socket.
+    Stats {
+        /// The control socket.
+        #[arg(long, default_value = sixstack::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Refresh every SECS seconds, with per-second rates.
+        #[arg(long, value_name = "SECS")]
+        watch: Option<f64>,
+    },
     /// Print the version.
     Version,
 }
@@ -134,26 +146,11 @@ fn cmd_up(driver: LabDriver, pcap: Option<String>) -> Result<(), String> {
     };
     let stop = stop_flag();
     let text = sixstack::lab_config(&lab, pcap.as_deref());
+    println!("{}", lab.describe());
+    println!("services: echo 7, discard 9, chargen 19 (TCP and UDP); Ctrl-C stops");
     let result = Config::parse(&text, "built-in lab config")
         .map_err(|e| e.to_string())
-        .and_then(|cfg| {
-            let services = cfg.clone();
-            app::start(
-                cfg,
-                Arc::new(move |net: &sixstack_stack::Net, shard| {
-                    app::start_services(net, &services, shard)
-                }),
-            )
-            .map_err(|e| e.to_string())
-        })
-        .and_then(|running| {
-            println!("{}", lab.describe());
-            println!("services: echo 7, discard 9, chargen 19 (TCP and UDP); Ctrl-C stops");
-            while !stop.load(std::sync::atomic::Ordering::Acquire) && !running.is_finished() {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            running.stop().map_err(|e| e.to_string())
-        });
+        .and_then(|cfg| app::run(cfg, stop).map_err(|e| e.to_string()));
     if created {
         lab.down();
         println!("lab removed");
@@ -264,6 +261,11 @@ fn main() -> ExitCode {
             count,
             size,
         } => cmd_ping(&dest, config, count, size),
+        Cmd::Stats {
+            socket,
+            json,
+            watch,
+        } => sixstack::stats_view::stats_command(&socket, json, watch),
         Cmd::Version => {
             println!("sixstack {}", env!("CARGO_PKG_VERSION"));
             Ok(())

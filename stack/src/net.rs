@@ -183,6 +183,10 @@ pub(crate) struct Inner {
     pub(crate) timers: RefCell<Timers>,
     pub(crate) spawned: RefCell<Vec<LocalFuture>>,
     pub(crate) config: StackConfig,
+    /// Set when the shard drains for shutdown: listeners stop accepting.
+    pub(crate) draining: Cell<bool>,
+    /// Tasks waiting in `accept`, woken when draining starts.
+    pub(crate) accept_waiters: RefCell<Vec<std::task::Waker>>,
 }
 
 /// A handle to one shard's network: spawn tasks, open sockets, read shard time.
@@ -227,6 +231,11 @@ impl Net {
         self.inner.spawned.borrow_mut().push(task);
         self.core().counters.tasks_spawned += 1;
         handle
+    }
+
+    /// Whether the shard is draining for shutdown (listeners refuse new connections).
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.get()
     }
 
     /// Socket and task counters of this shard.

@@ -33,9 +33,8 @@ impl<'f, T: TxToken> Device for OneFrame<'f, T> {
         Self: 'a;
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(SliceRx<'_>, T)> {
-        if self.tx.is_none() {
-            return None;
-        }
+        // Without a transmit token the frame stays for a later call.
+        self.tx.as_ref()?;
         let f = self.frame.take()?;
         let t = self.tx.take()?;
         Some((SliceRx(f), t))

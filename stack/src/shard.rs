@@ -36,10 +36,18 @@ const POLL_ONLY_SLEEP: Duration = Duration::from_micros(200);
 #[derive(Debug, Clone)]
 pub struct ShardControl {
     stop: Arc<AtomicBool>,
+    drain: Arc<AtomicBool>,
     bell: Arc<Doorbell>,
 }
 
 impl ShardControl {
+    /// Asks the shard to stop accepting connections and to leave its loop once its open
+    /// connections have closed (or when [`ShardControl::stop`] comes).
+    pub fn drain(&self) {
+        self.drain.store(true, Ordering::Release);
+        self.bell.ring();
+    }
+
     /// Asks the shard to leave its loop; it finishes the current round first.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::Release);
@@ -209,6 +217,8 @@ impl<L: Link> Shard<L> {
             timers: std::cell::RefCell::new(Timers::default()),
             spawned: std::cell::RefCell::new(Vec::new()),
             config,
+            draining: std::cell::Cell::new(false),
+            accept_waiters: std::cell::RefCell::new(Vec::new()),
         };
         Ok(Shard {
             link,
@@ -218,6 +228,7 @@ impl<L: Link> Shard<L> {
             executor: Executor::new(bell.clone()),
             control: ShardControl {
                 stop: Arc::new(AtomicBool::new(false)),
+                drain: Arc::new(AtomicBool::new(false)),
                 bell,
             },
             clock,
@@ -367,6 +378,19 @@ impl<L: Link> Shard<L> {
         worked
     }
 
+    /// Starts draining on request; true once draining and no connection is left.
+    fn drained(&mut self) -> bool {
+        if !self.net.inner.draining.get() {
+            self.net.inner.draining.set(true);
+            for w in self.net.inner.accept_waiters.borrow_mut().drain(..) {
+                w.wake();
+            }
+            return false;
+        }
+        let core = self.net.core();
+        core.flows.is_empty() && core.closing.is_empty()
+    }
+
     /// Takes frames other shards handed to this one and steers them like its own.
     fn handoffs_in(&mut self, now: Instant) -> bool {
         let Some(mesh) = self.mesh.as_ref() else {
@@ -457,6 +481,9 @@ impl<L: Link> Shard<L> {
         let busy_poll = Duration::from_micros(self.net.config().busy_poll_us);
         let mut last_work = std::time::Instant::now();
         while !self.control.is_stopped() && go_on() {
+            if self.control.drain.load(Ordering::Acquire) && self.drained() {
+                break;
+            }
             let started = std::time::Instant::now();
             let now = self.clock.now();
             if self.round(now) {

@@ -101,6 +101,12 @@ impl TcpListener {
 
     /// Poll form of [`TcpListener::accept`].
     pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, IpEndpoint)>> {
+        if self.net.is_draining() {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the shard is shutting down",
+            )));
+        }
         let mut pool = self.pool.borrow_mut();
         for i in 0..pool.len() {
             let h = pool[i];
@@ -131,6 +137,11 @@ impl TcpListener {
             core.sockets
                 .get_mut::<tcp::Socket>(h)
                 .register_recv_waker(cx.waker());
+        }
+        drop(core);
+        let mut waiters = self.net.inner.accept_waiters.borrow_mut();
+        if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+            waiters.push(cx.waker().clone());
         }
         Poll::Pending
     }
