@@ -134,7 +134,7 @@ pub(crate) fn ident_owner(ident: u16, shards: u32) -> u32 {
 
 struct Remove<'a> {
     net: &'a Net,
-    handle: smoltcp::iface::SocketHandle,
+    handle: crate::sockets::Sock,
 }
 
 impl Drop for Remove<'_> {

@@ -169,8 +169,17 @@ pub(crate) fn steer<T: TxToken>(
                 tx: Some(tx),
                 caps: caps.clone(),
             };
+            let set = match class {
+                Class::Tcp { key, .. } => core
+                    .flows
+                    .get(&key)
+                    .and_then(|e| e.socket)
+                    .map_or(0, |s| s.set),
+                _ => 0,
+            };
+            core.sockets.mark(set);
             let Core { iface, sockets, .. } = core;
-            let _ = iface.poll_ingress_single(now, &mut dev, sockets);
+            let _ = iface.poll_ingress_single(now, &mut dev, sockets.set_mut(set));
             false
         }
     }

@@ -20,6 +20,7 @@ mod mesh;
 mod net;
 mod oneframe;
 mod shard;
+mod sockets;
 mod tcp;
 mod timer;
 mod udp;

@@ -10,13 +10,14 @@ use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
-use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::iface::Interface;
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::IpAddress;
 
 use crate::executor::{with_join, JoinHandle, LocalFuture};
 use crate::flow::FlowKey;
+use crate::sockets::{Sets, Sock};
 use crate::timer::{Sleep, Timers};
 use crate::StackConfig;
 
@@ -40,9 +41,9 @@ pub struct NetCounters {
 /// The state one shard owns: interface, sockets, ports and sockets being closed.
 pub(crate) struct Core {
     pub(crate) iface: Interface,
-    pub(crate) sockets: SocketSet<'static>,
+    pub(crate) sockets: Sets,
     /// Sockets whose owner is gone, with the time by which they must have closed.
-    pub(crate) closing: Vec<(SocketHandle, Instant, Option<u16>, Option<FlowKey>)>,
+    pub(crate) closing: Vec<(Sock, Instant, Option<u16>, Option<FlowKey>)>,
     /// Ephemeral ports in use by connections this shard opened, by socket.
     pub(crate) ports: HashSet<u16>,
     pub(crate) next_port: u16,
@@ -68,7 +69,7 @@ pub(crate) struct Core {
 /// A flow's entry in the shard's flow table.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FlowEntry {
-    pub(crate) socket: Option<SocketHandle>,
+    pub(crate) socket: Option<Sock>,
     pub(crate) since: Instant,
 }
 
@@ -133,7 +134,7 @@ impl Core {
     /// `flow` is its entry in the flow table, removed with the socket.
     pub(crate) fn release(
         &mut self,
-        handle: SocketHandle,
+        handle: Sock,
         now: Instant,
         port: Option<u16>,
         flow: Option<FlowKey>,
@@ -245,6 +246,6 @@ impl Net {
 
     /// How many sockets the shard holds now (open, listening and closing).
     pub fn socket_count(&self) -> usize {
-        self.core().sockets.iter().count()
+        self.core().sockets.len()
     }
 }

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use smoltcp::iface::{Config, Interface, SocketSet};
+use smoltcp::iface::{Config, Interface};
 use smoltcp::phy::{DeviceCapabilities, RxToken};
 use smoltcp::time::Instant;
 use smoltcp::wire::{EthernetAddress, HardwareAddress, IpAddress};
@@ -109,6 +109,7 @@ pub struct Shard<L: Link> {
     publish: Option<Arc<Mutex<ShardStats>>>,
     last_publish: Instant,
     last_sweep: Instant,
+    egress_work: Vec<u32>,
 }
 
 /// How often a shard publishes its counters and sweeps stale handshakes.
@@ -193,7 +194,7 @@ impl<L: Link> Shard<L> {
         let inner = Inner {
             core: std::cell::RefCell::new(Core {
                 iface,
-                sockets: SocketSet::new(Vec::new()),
+                sockets: crate::sockets::Sets::new(),
                 closing: Vec::new(),
                 ports: Default::default(),
                 next_port: first_port,
@@ -241,6 +242,7 @@ impl<L: Link> Shard<L> {
             publish: None,
             last_publish: now,
             last_sweep: now,
+            egress_work: Vec::new(),
         })
     }
 
@@ -351,8 +353,15 @@ impl<L: Link> Shard<L> {
         {
             let mut core = self.net.core();
             let core = &mut *core;
-            core.iface
-                .poll_egress(now, &mut self.link, &mut core.sockets);
+            let mut work = std::mem::take(&mut self.egress_work);
+            core.sockets.take_work(now, &mut work);
+            for &set in &work {
+                core.iface
+                    .poll_egress(now, &mut self.link, core.sockets.set_mut(set));
+                let at = core.iface.poll_at(now, core.sockets.set_mut(set));
+                core.sockets.set_next(set, at);
+            }
+            self.egress_work = work;
             if !core.closing.is_empty() {
                 core.reap(now);
             }
@@ -442,19 +451,11 @@ impl<L: Link> Shard<L> {
         if self.publish.is_some() {
             let t = self.last_publish + HOUSEKEEPING;
             let timer = self.net.timers().next_deadline();
-            let iface = {
-                let mut core = self.net.core();
-                let core = &mut *core;
-                core.iface.poll_at(now, &core.sockets)
-            };
+            let iface = self.net.core().sockets.next_deadline(now);
             return [Some(t), timer, iface].into_iter().flatten().min();
         }
         let timer = self.net.timers().next_deadline();
-        let iface = {
-            let mut core = self.net.core();
-            let core = &mut *core;
-            core.iface.poll_at(now, &core.sockets)
-        };
+        let iface = self.net.core().sockets.next_deadline(now);
         match (timer, iface) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

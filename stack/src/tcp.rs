@@ -13,13 +13,13 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::tcp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::flow::{FlowKey, Proto};
 use crate::net::FlowEntry;
+use crate::sockets::{Sets, Sock};
 use crate::Net;
 
 /// How long an active open may take before it fails with `TimedOut`.
@@ -36,7 +36,7 @@ fn new_socket(net: &Net) -> tcp::Socket<'static> {
 pub struct TcpListener {
     net: Net,
     endpoint: IpListenEndpoint,
-    pool: RefCell<Vec<SocketHandle>>,
+    pool: RefCell<Vec<Sock>>,
 }
 
 impl std::fmt::Debug for TcpListener {
@@ -82,7 +82,7 @@ impl TcpListener {
         Ok(listener)
     }
 
-    fn listening_socket(&self) -> io::Result<SocketHandle> {
+    fn listening_socket(&self) -> io::Result<Sock> {
         let mut s = new_socket(&self.net);
         s.listen(self.endpoint)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("listen: {e}")))?;
@@ -172,7 +172,7 @@ impl Drop for TcpListener {
 /// A TCP connection on the stack.
 pub struct TcpStream {
     net: Net,
-    handle: SocketHandle,
+    handle: Sock,
     port: Option<u16>,
     flow: Option<FlowKey>,
     fin_sent: bool,
@@ -188,7 +188,7 @@ impl std::fmt::Debug for TcpStream {
 }
 
 impl TcpStream {
-    fn from_handle(net: &Net, handle: SocketHandle, port: Option<u16>) -> TcpStream {
+    fn from_handle(net: &Net, handle: Sock, port: Option<u16>) -> TcpStream {
         TcpStream {
             net: net.clone(),
             handle,
@@ -241,7 +241,6 @@ impl TcpStream {
                 };
                 return Err(io::Error::new(kind, format!("connect to {remote}: {e}")));
             }
-            let h = core.sockets.add(s);
             let key = FlowKey {
                 proto: Proto::Tcp,
                 local,
@@ -249,6 +248,7 @@ impl TcpStream {
                 remote: remote.addr,
                 remote_port: remote.port,
             };
+            let h = core.sockets.add_to(Sets::bucket_for(&key), s);
             let since = net.now();
             core.flows.insert(
                 key,

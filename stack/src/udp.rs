@@ -4,7 +4,6 @@ use std::future::poll_fn;
 use std::io;
 use std::task::{Context, Poll};
 
-use smoltcp::iface::SocketHandle;
 use smoltcp::socket::udp;
 use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 
@@ -13,7 +12,7 @@ use crate::Net;
 /// A UDP socket bound to a port of the stack.
 pub struct UdpSocket {
     net: Net,
-    handle: SocketHandle,
+    handle: crate::sockets::Sock,
     port: u16,
     ephemeral: bool,
 }

@@ -1,0 +1,175 @@
+//! The shard's sockets, split into buckets so that the cost of a frame does not grow with
+//! the number of connections. smoltcp scans a whole `SocketSet` for every segment and for
+//! every egress poll; here set 0 holds listeners' backlogs, UDP and ICMP sockets, and each
+//! TCP connection lives in one of [`BUCKETS`] small sets chosen by its flow hash. Ingress
+//! feeds a frame to the one set its flow table entry names; egress polls only the sets
+//! that were touched or whose timers are due.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use smoltcp::iface::{SocketHandle, SocketSet};
+use smoltcp::socket::{AnySocket, Socket};
+use smoltcp::time::Instant;
+
+use crate::flow::FlowKey;
+
+/// Connection buckets (besides set 0).
+pub(crate) const BUCKETS: u32 = 1024;
+
+/// A socket of the shard: which set, and smoltcp's handle in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct Sock {
+    pub(crate) set: u32,
+    pub(crate) handle: SocketHandle,
+}
+
+/// All socket sets of a shard, with the bookkeeping of which need an egress poll.
+pub(crate) struct Sets {
+    sets: Vec<SocketSet<'static>>,
+    dirty: Vec<bool>,
+    dirty_list: Vec<u32>,
+    next_at: Vec<Option<Instant>>,
+    due: BinaryHeap<Reverse<(Instant, u32)>>,
+    count: usize,
+}
+
+impl Sets {
+    pub(crate) fn new() -> Sets {
+        let n = BUCKETS as usize + 1;
+        Sets {
+            sets: (0..n).map(|_| SocketSet::new(Vec::new())).collect(),
+            dirty: vec![false; n],
+            dirty_list: Vec::new(),
+            next_at: vec![None; n],
+            due: BinaryHeap::new(),
+            count: 0,
+        }
+    }
+
+    /// The bucket a connection lives in.
+    pub(crate) fn bucket_for(key: &FlowKey) -> u32 {
+        let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut mix = |x: u64| {
+            h ^= x;
+            h = h.wrapping_mul(0x100_0000_01b3).rotate_left(29);
+        };
+        mix(u64::from(key.local_port) << 16 | u64::from(key.remote_port));
+        match key.remote {
+            smoltcp::wire::IpAddress::Ipv4(a) => mix(u64::from(u32::from(a))),
+            smoltcp::wire::IpAddress::Ipv6(a) => {
+                let o = a.octets();
+                mix(u64::from_be_bytes([
+                    o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7],
+                ]));
+                mix(u64::from_be_bytes([
+                    o[8], o[9], o[10], o[11], o[12], o[13], o[14], o[15],
+                ]));
+            }
+        }
+        1 + (h % u64::from(BUCKETS)) as u32
+    }
+
+    /// Marks a set as needing an egress poll.
+    pub(crate) fn mark(&mut self, set: u32) {
+        if let Some(d) = self.dirty.get_mut(set as usize) {
+            if !*d {
+                *d = true;
+                self.dirty_list.push(set);
+            }
+        }
+    }
+
+    /// Adds a socket to set 0.
+    pub(crate) fn add<T: AnySocket<'static>>(&mut self, s: T) -> Sock {
+        self.add_to(0, s)
+    }
+
+    /// Adds a socket to `set`.
+    pub(crate) fn add_to<T: AnySocket<'static>>(&mut self, set: u32, s: T) -> Sock {
+        let handle = self.sets[set as usize].add(s);
+        self.count += 1;
+        self.mark(set);
+        Sock { set, handle }
+    }
+
+    /// Moves a socket to another set (a connection leaving its listener's backlog).
+    pub(crate) fn move_to(&mut self, sock: Sock, set: u32) -> Sock {
+        if sock.set == set {
+            return sock;
+        }
+        let s: Socket<'static> = self.sets[sock.set as usize].remove(sock.handle);
+        let handle = self.sets[set as usize].add(s);
+        self.mark(set);
+        Sock { set, handle }
+    }
+
+    /// The socket behind a handle.
+    pub(crate) fn get<T: AnySocket<'static>>(&self, sock: Sock) -> &T {
+        self.sets[sock.set as usize].get::<T>(sock.handle)
+    }
+
+    /// The socket behind a handle, to change: its set will get an egress poll.
+    pub(crate) fn get_mut<T: AnySocket<'static>>(&mut self, sock: Sock) -> &mut T {
+        self.mark(sock.set);
+        self.sets[sock.set as usize].get_mut::<T>(sock.handle)
+    }
+
+    /// Removes a socket.
+    pub(crate) fn remove(&mut self, sock: Sock) {
+        self.sets[sock.set as usize].remove(sock.handle);
+        self.count = self.count.saturating_sub(1);
+    }
+
+    /// Sockets held.
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// One set, for smoltcp.
+    pub(crate) fn set_mut(&mut self, set: u32) -> &mut SocketSet<'static> {
+        &mut self.sets[set as usize]
+    }
+
+    /// The sets that need an egress poll at `now`: touched ones and those whose timers are
+    /// due. Clears their dirty marks.
+    pub(crate) fn take_work(&mut self, now: Instant, out: &mut Vec<u32>) {
+        out.clear();
+        while let Some(&Reverse((at, set))) = self.due.peek() {
+            if at > now {
+                break;
+            }
+            self.due.pop();
+            if self.next_at[set as usize] == Some(at) {
+                self.next_at[set as usize] = None;
+                self.mark(set);
+            }
+        }
+        for set in self.dirty_list.drain(..) {
+            self.dirty[set as usize] = false;
+            out.push(set);
+        }
+    }
+
+    /// Records when `set` next needs a poll (from smoltcp's `poll_at`).
+    pub(crate) fn set_next(&mut self, set: u32, at: Option<Instant>) {
+        self.next_at[set as usize] = at;
+        if let Some(at) = at {
+            self.due.push(Reverse((at, set)));
+        }
+    }
+
+    /// The earliest time any set needs a poll; `Some(now)`-like when a set is dirty.
+    pub(crate) fn next_deadline(&mut self, now: Instant) -> Option<Instant> {
+        if !self.dirty_list.is_empty() {
+            return Some(now);
+        }
+        while let Some(&Reverse((at, set))) = self.due.peek() {
+            if self.next_at[set as usize] == Some(at) {
+                return Some(at);
+            }
+            self.due.pop();
+        }
+        None
+    }
+}
