@@ -10,13 +10,15 @@ use std::time::Duration;
 use sixstack_basic::Kind;
 use sixstack_drivers::afxdp::{XdpAttachMode, XdpConfig, XdpFilter, XdpLink, XdpProgram, ZeroCopy};
 use sixstack_drivers::pcap::PcapLink;
+use sixstack_drivers::rss::{self, RssConfig};
 use sixstack_drivers::tap::TapLink;
 use sixstack_drivers::{netdev, Link};
 use sixstack_stack::{
-    MeshEnd, Net, Proto as StackProto, ReceiveQueueFn, Shard, ShardControl, ShardStats, StackConfig,
+    IpAddress, MeshEnd, Net, Proto as StackProto, ReceiveQueueFn, Shard, ShardControl, ShardStats,
+    StackConfig,
 };
 
-use crate::config::{Config, DriverKind, Proto, ServiceKind, XdpMode, ZeroCopySetting};
+use crate::config::{Config, DriverKind, Proto, RssSetting, ServiceKind, XdpMode, ZeroCopySetting};
 use crate::control::{ControlServer, Histo, ShardReport, StatsReport, StatsSource};
 
 /// Why the appliance could not start or stopped with an error.
@@ -154,9 +156,44 @@ fn pinned_elsewhere(cfg: &Config, shard: u32, shards: u32) -> Vec<(StackProto, u
     out
 }
 
-/// The receive-hash function for client port choice, per the `rss` setting.
-fn receive_queue_fn(_cfg: &Config, _ifname: &str, _queues: u32) -> Option<ReceiveQueueFn> {
-    None
+/// The receive-hash function for client port choice, per the `rss` setting: the NIC's
+/// own key and table (read in the interface's namespace), the lab emulator's, or none.
+fn receive_queue_fn(cfg: &Config, queues: u32) -> Option<ReceiveQueueFn> {
+    let ifc = &cfg.file.interface;
+    let rss = match ifc.rss {
+        RssSetting::Off => return None,
+        RssSetting::Lab => RssConfig::with_queues(queues),
+        RssSetting::Auto => {
+            let name = ifc.name.clone();
+            match in_ns(ifc.netns.as_deref(), || rss::read_from_nic(&name)) {
+                Ok(Ok(Some(r))) => r,
+                Ok(Ok(None)) => {
+                    log::info!("{}: the NIC reports no RSS hash; replies to client connections that land on another shard are handed over", ifc.name);
+                    return None;
+                }
+                Ok(Err(e)) => {
+                    log::warn!(
+                        "{}: cannot read the RSS hash ({e}); client replies are handed over",
+                        ifc.name
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    log::warn!("{e}");
+                    return None;
+                }
+            }
+        }
+    };
+    let to_ip = |a: IpAddress| -> IpAddr {
+        match a {
+            IpAddress::Ipv4(v) => IpAddr::V4(v),
+            IpAddress::Ipv6(v) => IpAddr::V6(v),
+        }
+    };
+    Some(Arc::new(move |src, dst, sport, dport| {
+        rss.queue_for(to_ip(src), to_ip(dst), sport, dport)
+    }))
 }
 
 /// A running appliance: one thread per shard.
@@ -367,7 +404,10 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
     } else {
         vec![None]
     };
-    let receive_queue = receive_queue_fn(&cfg, &ifc.name, n);
+    let receive_queue = match ifc.driver {
+        DriverKind::AfXdp => receive_queue_fn(&cfg, plan.queues.len() as u32),
+        DriverKind::Tap => None,
+    };
     let (tx, rx) = mpsc::channel();
     let mut threads = Vec::new();
     let mut slots = Vec::new();

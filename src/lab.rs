@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::Command;
 
 use sixstack_drivers::netdev;
+use sixstack_drivers::rss::{RssConfig, RssEmulator};
 
 /// Lab failures carry the command that failed and what it printed.
 #[derive(Debug, thiserror::Error)]
@@ -259,6 +260,21 @@ impl Lab {
         } else {
             &self.app_ns
         }
+    }
+
+    /// Emulates NIC RSS on this veth lab: a BPF program on the peer's egress puts every
+    /// TCP/UDP flow on the appliance queue that the lab's Toeplitz key and table choose
+    /// (`RssConfig::with_queues(queues)`, what `rss = "lab"` tells the stack). It stays while
+    /// the returned value lives.
+    pub fn emulate_rss(&self) -> Result<RssEmulator, String> {
+        if self.tap {
+            return Err("a TAP lab has one queue".into());
+        }
+        let ifname = self.peer_if.clone();
+        let rss = RssConfig::with_queues(self.queues);
+        netdev::in_netns(&self.peer_ns, move || RssEmulator::attach(&ifname, &rss))
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
     }
 
     /// What `lab up` prints: how to reach the appliance.

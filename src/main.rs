@@ -145,7 +145,23 @@ fn cmd_up(driver: LabDriver, pcap: Option<String>) -> Result<(), String> {
         true
     };
     let stop = stop_flag();
-    let text = sixstack::lab_config(&lab, pcap.as_deref());
+    let mut text = sixstack::lab_config(&lab, pcap.as_deref());
+    // The veth has no RSS hardware: emulate it on the peer's side so each flow lands on
+    // the queue a NIC would pick, and tell the stack the same hash.
+    let _emulator = if lab.tap {
+        None
+    } else {
+        match lab.emulate_rss() {
+            Ok(e) => {
+                text = text.replace("netns = ", "rss = \"lab\"\nnetns = ");
+                Some(e)
+            }
+            Err(e) => {
+                log::warn!("no RSS emulation on the lab link ({e}); replies are handed over");
+                None
+            }
+        }
+    };
     println!("{}", lab.describe());
     println!("services: echo 7, discard 9, chargen 19 (TCP and UDP); Ctrl-C stops");
     let result = Config::parse(&text, "built-in lab config")

@@ -58,6 +58,10 @@ struct RrArgs {
     /// Print one JSON object instead of human-readable lines.
     #[arg(long)]
     json: bool,
+    /// Open this many extra connections to the target first and keep them idle during the
+    /// run (the server's per-packet cost must not grow with them). Raise `ulimit -n`.
+    #[arg(long, default_value_t = 0)]
+    idle: usize,
 }
 
 #[derive(Debug, Args)]
@@ -123,7 +127,30 @@ fn rr(a: RrArgs) -> Result<ExitCode, String> {
     cfg.warmup = a.warmup;
     cfg.threads = a.threads;
     cfg.pin = a.pin;
+    let mut idle = Vec::with_capacity(a.idle);
+    for i in 0..a.idle {
+        let s = std::net::TcpStream::connect_timeout(&cfg.target, Duration::from_secs(5))
+            .map_err(|e| format!("idle connection {i} of {}: {e}", a.idle))?;
+        idle.push(s);
+    }
     let r = run_tcp_rr(&cfg)?;
+    // The idle connections must still be open: a server that dropped them would look flat.
+    let mut lost = 0;
+    for s in &idle {
+        let _ = s.set_nonblocking(true);
+        let mut b = [0u8; 1];
+        match std::io::Read::read(&mut &*s, &mut b) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            _ => lost += 1,
+        }
+    }
+    drop(idle);
+    if lost > 0 {
+        return Err(format!(
+            "{lost} of {} idle connections were closed during the run",
+            a.idle
+        ));
+    }
     Ok(print_report(&r, a.json))
 }
 

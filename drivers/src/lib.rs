@@ -15,6 +15,7 @@ pub mod link;
 pub mod netdev;
 pub mod pcap;
 pub mod pipe;
+pub mod rss;
 pub mod tap;
 pub mod wait;
 

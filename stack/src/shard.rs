@@ -82,6 +82,9 @@ pub struct ShardStats {
     pub np_ns: u64,
     /// Hand-off counters.
     pub steer: SteerCounters,
+    /// Socket sets polled for egress (touched or due); per round this stays small however
+    /// many connections are open.
+    pub egress_polls: u64,
     /// TCP connections open (flows in the flow table, handshakes included).
     pub conns_open: u64,
     /// Shard loop iteration time of busy rounds: samples, p50, p90, p99, p99.9, max (ns).
@@ -355,6 +358,7 @@ impl<L: Link> Shard<L> {
             let core = &mut *core;
             let mut work = std::mem::take(&mut self.egress_work);
             core.sockets.take_work(now, &mut work);
+            self.stats.egress_polls += work.len() as u64;
             for &set in &work {
                 core.iface
                     .poll_egress(now, &mut self.link, core.sockets.set_mut(set));
@@ -524,6 +528,12 @@ impl<L: Link> Shard<L> {
                 }
             }
             self.stats.idle_ns += slept.elapsed().as_nanos() as u64;
+        }
+        // Frames other shards handed over that this shard will never take: counted, not
+        // lost silently.
+        if let Some(m) = &self.mesh {
+            self.stats.steer.handoff_dropped += (m.receiver.len() + self.pending.len()) as u64;
+            self.pending.clear();
         }
         Ok(())
     }

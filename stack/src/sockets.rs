@@ -49,22 +49,20 @@ impl Sets {
 
     /// The bucket a connection lives in.
     pub(crate) fn bucket_for(key: &FlowKey) -> u32 {
-        let mut h: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut mix = |x: u64| {
-            h ^= x;
-            h = h.wrapping_mul(0x100_0000_01b3).rotate_left(29);
-        };
-        mix(u64::from(key.local_port) << 16 | u64::from(key.remote_port));
+        // splitmix64's finalizer over the flow's words: every input bit reaches the low
+        // bits the bucket index is taken from.
+        fn fmix(mut z: u64) -> u64 {
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        }
+        let mut h = fmix(u64::from(key.local_port) << 16 | u64::from(key.remote_port));
         match key.remote {
-            smoltcp::wire::IpAddress::Ipv4(a) => mix(u64::from(u32::from(a))),
+            smoltcp::wire::IpAddress::Ipv4(a) => h = fmix(h ^ u64::from(u32::from(a))),
             smoltcp::wire::IpAddress::Ipv6(a) => {
-                let o = a.octets();
-                mix(u64::from_be_bytes([
-                    o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7],
-                ]));
-                mix(u64::from_be_bytes([
-                    o[8], o[9], o[10], o[11], o[12], o[13], o[14], o[15],
-                ]));
+                let v = u128::from(a);
+                h = fmix(h ^ (v as u64));
+                h = fmix(h ^ ((v >> 64) as u64));
             }
         }
         1 + (h % u64::from(BUCKETS)) as u32
@@ -171,5 +169,32 @@ impl Sets {
             self.due.pop();
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::Proto;
+
+    #[test]
+    fn one_client_spreads_over_the_buckets() {
+        let mut used = std::collections::HashSet::new();
+        let mut fullest = std::collections::HashMap::new();
+        for port in 32768..(32768 + 10_000u16) {
+            let key = FlowKey {
+                proto: Proto::Tcp,
+                local: smoltcp::wire::IpAddress::v4(10, 0, 0, 2),
+                local_port: 7,
+                remote: smoltcp::wire::IpAddress::v4(10, 0, 0, 1),
+                remote_port: port,
+            };
+            let b = Sets::bucket_for(&key);
+            assert!((1..=BUCKETS).contains(&b));
+            used.insert(b);
+            *fullest.entry(b).or_insert(0) += 1;
+        }
+        assert!(used.len() > 1000, "{} buckets used", used.len());
+        assert!(fullest.values().all(|&n| n < 30), "a bucket is crowded");
     }
 }

@@ -124,8 +124,36 @@ impl TcpListener {
                 }
                 _ => {
                     pool[i] = self.listening_socket()?;
-                    self.net.core().counters.tcp_accepted += 1;
-                    let stream = TcpStream::from_handle(&self.net, h, None);
+                    let mut core = self.net.core();
+                    core.counters.tcp_accepted += 1;
+                    let local = core.sockets.get::<tcp::Socket>(h).local_endpoint();
+                    let mut h = h;
+                    let flow = match (local, remote) {
+                        (Some(l), Some(r)) => {
+                            let key = FlowKey {
+                                proto: Proto::Tcp,
+                                local: l.addr,
+                                local_port: l.port,
+                                remote: r.addr,
+                                remote_port: r.port,
+                            };
+                            // Out of the listener's set, into its connection bucket.
+                            h = core.sockets.move_to(h, Sets::bucket_for(&key));
+                            let since = self.net.now();
+                            core.flows.insert(
+                                key,
+                                FlowEntry {
+                                    socket: Some(h),
+                                    since,
+                                },
+                            );
+                            Some(key)
+                        }
+                        _ => None,
+                    };
+                    drop(core);
+                    let mut stream = TcpStream::from_handle(&self.net, h, None);
+                    stream.flow = flow;
                     let remote = remote
                         .unwrap_or(IpEndpoint::new(smoltcp::wire::IpAddress::v4(0, 0, 0, 0), 0));
                     return Poll::Ready(Ok((stream, remote)));

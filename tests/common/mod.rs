@@ -19,6 +19,7 @@ static NEXT: AtomicU32 = AtomicU32::new(1);
 /// A lab that is removed when dropped, also when the test fails.
 pub struct LabGuard {
     pub lab: Lab,
+    emulators: std::sync::Mutex<Vec<sixstack_drivers::rss::RssEmulator>>,
 }
 
 impl LabGuard {
@@ -28,12 +29,24 @@ impl LabGuard {
         let lab = Lab::for_test(&tag, (n % 250) as u8 + 1, tap);
         lab.down();
         lab.up().unwrap_or_else(|e| panic!("lab up: {e}"));
-        LabGuard { lab }
+        LabGuard {
+            lab,
+            emulators: Default::default(),
+        }
+    }
+
+    /// Emulates NIC RSS on the peer's veth for as long as the guard lives.
+    pub fn emulate_rss(&self) {
+        let e = self.lab.emulate_rss().unwrap();
+        self.emulators.lock().unwrap().push(e);
     }
 }
 
 impl Drop for LabGuard {
     fn drop(&mut self) {
+        if let Ok(mut e) = self.emulators.lock() {
+            e.clear();
+        }
         self.lab.down();
     }
 }

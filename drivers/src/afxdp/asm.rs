@@ -15,11 +15,13 @@ pub(crate) mod reg {
     pub const R6: u8 = 6;
     pub const R7: u8 = 7;
     pub const R8: u8 = 8;
+    pub const R9: u8 = 9;
 }
 
 // Instruction classes.
 const BPF_LD: u8 = 0x00;
 const BPF_LDX: u8 = 0x01;
+const BPF_STX: u8 = 0x03;
 const BPF_JMP: u8 = 0x05;
 const BPF_JMP32: u8 = 0x06;
 const BPF_ALU64: u8 = 0x07;
@@ -39,6 +41,22 @@ const BPF_CALL: u8 = 0x80;
 const BPF_EXIT: u8 = 0x90;
 /// `src_reg` of a 64-bit immediate load that names a map by file descriptor.
 const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// `src_reg` of a 64-bit immediate load that yields the address of a single-entry array
+/// map's value (plus the offset in the second slot's immediate).
+const BPF_PSEUDO_MAP_VALUE: u8 = 2;
+
+/// 64-bit ALU operations for [`Asm::alu64_imm`] and [`Asm::alu64_reg`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alu {
+    /// `dst += src`.
+    Add = 0x00,
+    /// `dst &= src`.
+    And = 0x50,
+    /// `dst <<= src`.
+    Lsh = 0x60,
+    /// `dst ^= src`.
+    Xor = 0xa0,
+}
 
 /// Memory access width of a load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +78,8 @@ pub(crate) enum Cond {
     Gt = 0x20,
     /// Not equal.
     Ne = 0x50,
+    /// Unsigned less than.
+    Lt = 0xa0,
 }
 
 /// One encoded instruction, laid out as the kernel's `struct bpf_insn`.
@@ -174,6 +194,38 @@ impl Asm {
     pub(crate) fn add64_imm(&mut self, dst: u8, imm: i32) {
         self.insns
             .push(Insn::new(BPF_ALU64 | BPF_ADD | BPF_K, dst, 0, 0, imm));
+    }
+
+    /// `dst <op>= imm` (64-bit, imm sign-extended).
+    pub(crate) fn alu64_imm(&mut self, op: Alu, dst: u8, imm: i32) {
+        self.insns
+            .push(Insn::new(BPF_ALU64 | op as u8 | BPF_K, dst, 0, 0, imm));
+    }
+
+    /// `dst <op>= src` (64-bit).
+    pub(crate) fn alu64_reg(&mut self, op: Alu, dst: u8, src: u8) {
+        self.insns
+            .push(Insn::new(BPF_ALU64 | op as u8 | BPF_X, dst, src, 0, 0));
+    }
+
+    /// `*(size *)(dst + off) = src`.
+    pub(crate) fn stx(&mut self, size: Size, dst: u8, off: i16, src: u8) {
+        self.insns
+            .push(Insn::new(BPF_STX | BPF_MEM | size as u8, dst, src, off, 0));
+    }
+
+    /// `dst = &value + off` for the single-entry array map with file descriptor `fd` (a
+    /// two-slot instruction; the verifier bounds every access through `dst` by the value
+    /// size).
+    pub(crate) fn ld_map_value(&mut self, dst: u8, fd: i32, off: i32) {
+        self.insns.push(Insn::new(
+            BPF_LD | BPF_DW | BPF_IMM,
+            dst,
+            BPF_PSEUDO_MAP_VALUE,
+            0,
+            fd,
+        ));
+        self.insns.push(Insn::new(0, 0, 0, 0, off));
     }
 
     /// `dst = *(size *)(src + off)`.
@@ -392,6 +444,30 @@ mod tests {
             [0x00, 0x00, 0, 0, 0, 0, 0, 0],
             [0x85, 0x00, 0, 0, 51, 0, 0, 0],
             [0x95, 0x00, 0, 0, 0, 0, 0, 0],
+        ];
+        if cfg!(target_endian = "little") {
+            assert_eq!(bytes(&p), expect);
+        }
+    }
+
+    #[test]
+    fn alu_store_and_map_value_encodings() {
+        let mut a = Asm::new();
+        a.alu64_imm(Alu::And, R5, 0x0f);
+        a.alu64_imm(Alu::Lsh, R5, 2);
+        a.alu64_reg(Alu::Xor, R7, R1);
+        a.alu64_reg(Alu::Add, R1, R5);
+        a.stx(Size::W, R6, 12, R5);
+        a.ld_map_value(R9, 7, 48);
+        let p = a.finish().unwrap();
+        let expect: [[u8; 8]; 7] = [
+            [0x57, 0x05, 0, 0, 0x0f, 0, 0, 0],
+            [0x67, 0x05, 0, 0, 2, 0, 0, 0],
+            [0xaf, 0x17, 0, 0, 0, 0, 0, 0],
+            [0x0f, 0x51, 0, 0, 0, 0, 0, 0],
+            [0x63, 0x56, 12, 0, 0, 0, 0, 0],
+            [0x18, 0x29, 0, 0, 7, 0, 0, 0],
+            [0x00, 0x00, 0, 0, 48, 0, 0, 0],
         ];
         if cfg!(target_endian = "little") {
             assert_eq!(bytes(&p), expect);

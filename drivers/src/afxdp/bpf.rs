@@ -66,6 +66,8 @@ struct LinkCreateAttr {
     flags: u32,
 }
 
+/// `enum bpf_map_type` value of a plain array.
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
 /// License the program is loaded under (`bpf_redirect_map` is not GPL-only, but say so).
 const LICENSE: &[u8] = b"Dual MIT/GPL\0";
 /// Verifier log size on the retry after a failed load.
@@ -122,16 +124,33 @@ pub(crate) fn xskmap_set(map: &OwnedFd, queue: u32, xsk: &OwnedFd) -> Result<(),
         })
 }
 
-fn prog_load(insns: &[Insn], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
+/// What a program is loaded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProgKind {
+    /// `enum bpf_prog_type`.
+    pub prog_type: u32,
+    /// `enum bpf_attach_type` the program is meant for.
+    pub expected_attach_type: u32,
+    /// The name the kernel shows (at most 15 bytes are kept).
+    pub name: &'static str,
+}
+
+const XDP_KIND: ProgKind = ProgKind {
+    prog_type: sys::BPF_PROG_TYPE_XDP,
+    expected_attach_type: sys::BPF_XDP,
+    name: "sixstack_xdp",
+};
+
+fn prog_load(kind: ProgKind, insns: &[Insn], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
     let insn_cnt =
         u32::try_from(insns.len()).map_err(|_| io::Error::from_raw_os_error(libc::E2BIG))?;
     let mut attr = ProgLoadAttr {
-        prog_type: sys::BPF_PROG_TYPE_XDP,
+        prog_type: kind.prog_type,
         insn_cnt,
         insns: insns.as_ptr() as u64,
         license: LICENSE.as_ptr() as u64,
-        prog_name: name16("sixstack_xdp"),
-        expected_attach_type: sys::BPF_XDP,
+        prog_name: name16(kind.name),
+        expected_attach_type: kind.expected_attach_type,
         ..Default::default()
     };
     if let Some(buf) = log {
@@ -144,36 +163,93 @@ fn prog_load(insns: &[Insn], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
     unsafe { sys::bpf_fd(sys::BPF_PROG_LOAD, &mut attr) }
 }
 
-/// Loads an XDP program; on failure loads it again with a verifier log and returns the log
-/// in the error.
-pub(crate) fn load_xdp(insns: &[Insn]) -> Result<OwnedFd, XdpError> {
-    match prog_load(insns, None) {
+/// Loads a program of `kind`; on failure loads it again with a verifier log and returns
+/// the first error with that log.
+pub(crate) fn load_program(kind: ProgKind, insns: &[Insn]) -> Result<OwnedFd, (io::Error, String)> {
+    match prog_load(kind, insns, None) {
         Ok(fd) => Ok(fd),
         Err(source) => {
             let mut buf = vec![0u8; LOG_SIZE];
             // A success on the retry (the first failure was transient) is a success.
-            if let Ok(fd) = prog_load(insns, Some(&mut buf)) {
+            if let Ok(fd) = prog_load(kind, insns, Some(&mut buf)) {
                 return Ok(fd);
             }
             let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
             let log = String::from_utf8_lossy(&buf[..end]).trim_end().to_owned();
-            Err(XdpError::ProgramLoad { source, log })
+            Err((source, log))
         }
     }
+}
+
+/// Loads an XDP program; on failure loads it again with a verifier log and returns the log
+/// in the error.
+pub(crate) fn load_xdp(insns: &[Insn]) -> Result<OwnedFd, XdpError> {
+    load_program(XDP_KIND, insns).map_err(|(source, log)| XdpError::ProgramLoad { source, log })
+}
+
+/// Creates a `BPF_MAP_TYPE_ARRAY` map with 4-byte keys, `value_size`-byte values,
+/// `max_entries` entries and `map_flags` (e.g. `BPF_F_RDONLY_PROG`).
+pub(crate) fn create_array(
+    name: &str,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+) -> io::Result<OwnedFd> {
+    let mut attr = MapCreateAttr {
+        map_type: BPF_MAP_TYPE_ARRAY,
+        key_size: 4,
+        value_size,
+        max_entries,
+        map_flags,
+        map_name: name16(name),
+        ..Default::default()
+    };
+    // SAFETY: this attr holds no pointers.
+    unsafe { sys::bpf_fd(sys::BPF_MAP_CREATE, &mut attr) }
+}
+
+/// Stores `value` under the 4-byte key `key` of `map`. `value` must be exactly the map's
+/// value size (the kernel reads that many bytes); EINVAL otherwise is the caller's bug, so
+/// a length mismatch is refused here before the call.
+pub(crate) fn map_update(map: &OwnedFd, key: u32, value: &[u8], value_size: u32) -> io::Result<()> {
+    if usize::try_from(value_size).ok() != Some(value.len()) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
+    let mut attr = MapElemAttr {
+        map_fd: raw(map),
+        key: &key as *const u32 as u64,
+        value: value.as_ptr() as u64,
+        flags: 0, // BPF_ANY
+        ..Default::default()
+    };
+    // SAFETY: `key` is a live u32 (the key size) and `value` holds exactly the map's
+    // value size in readable bytes (checked above) until the call returns.
+    unsafe { sys::bpf(sys::BPF_MAP_UPDATE_ELEM, &mut attr) }.map(drop)
+}
+
+/// `BPF_LINK_CREATE` of `prog` on interface `ifindex` with `attach_type` and `flags`.
+/// Closing the returned descriptor detaches the program.
+pub(crate) fn link_create(
+    prog: &OwnedFd,
+    ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+) -> io::Result<OwnedFd> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: raw(prog),
+        target_ifindex: ifindex,
+        attach_type,
+        flags,
+    };
+    // SAFETY: this attr holds no pointers.
+    unsafe { sys::bpf_fd(sys::BPF_LINK_CREATE, &mut attr) }
 }
 
 /// Attaches `prog` to interface `ifindex` as a bpf_link with XDP mode `flags`
 /// (`XDP_FLAGS_DRV_MODE` or `XDP_FLAGS_SKB_MODE`). Closing the returned descriptor detaches
 /// the program; so does the death of the process, however it dies.
 pub(crate) fn link_xdp(prog: &OwnedFd, ifindex: u32, flags: u32) -> io::Result<OwnedFd> {
-    let mut attr = LinkCreateAttr {
-        prog_fd: raw(prog),
-        target_ifindex: ifindex,
-        attach_type: sys::BPF_XDP,
-        flags,
-    };
-    // SAFETY: this attr holds no pointers.
-    unsafe { sys::bpf_fd(sys::BPF_LINK_CREATE, &mut attr) }
+    link_create(prog, ifindex, sys::BPF_XDP, flags)
 }
 
 /// Whether the current process may load BPF programs (root tests check before running).

@@ -11,15 +11,15 @@
 //! `asm` and `program` (the filter), `bpf` and `netlink` (loading and attaching),
 //! `socket` (the link).
 
-mod asm;
-mod bpf;
+pub(crate) mod asm;
+pub(crate) mod bpf;
 #[cfg(test)]
 mod lab_tests;
 mod netlink;
 mod program;
 mod ring;
 mod socket;
-mod sys;
+pub(crate) mod sys;
 mod umem;
 
 use std::fmt;

@@ -39,7 +39,12 @@ pub async fn serve_tcp(net: Net, kind: Kind, port: u16) -> io::Result<()> {
     let listener = TcpListener::bind(&net, IpListenEndpoint { addr: None, port })?;
     log::info!("tcp {} listening on port {port}", kind.name());
     loop {
-        let (stream, peer) = listener.accept().await?;
+        let (stream, peer) = match listener.accept().await {
+            Ok(v) => v,
+            // The shard is draining for shutdown: stop accepting, quietly.
+            Err(_) if net.is_draining() => return Ok(()),
+            Err(e) => return Err(e),
+        };
         log::debug!("tcp {} connection from {peer}", kind.name());
         net.spawn(async move {
             let r = match kind {
