@@ -10,7 +10,7 @@ use std::time::Duration;
 use sixstack_basic::Kind;
 use sixstack_drivers::afxdp::{XdpAttachMode, XdpConfig, XdpFilter, XdpLink, XdpProgram, ZeroCopy};
 use sixstack_drivers::pcap::PcapLink;
-use sixstack_drivers::rss::{self, RssConfig};
+use sixstack_drivers::rss::{self, NtupleRule, Proto as RssProto, RssConfig};
 use sixstack_drivers::tap::TapLink;
 use sixstack_drivers::{netdev, Link};
 use sixstack_stack::{
@@ -72,6 +72,7 @@ fn stack_config(cfg: &Config, mac: [u8; 6]) -> StackConfig {
     s.tcp_rx_buffer = *cfg.file.tcp.rx_buffer.get_ref();
     s.tcp_tx_buffer = *cfg.file.tcp.tx_buffer.get_ref();
     s.backlog = *cfg.file.tcp.backlog.get_ref();
+    s.busy_poll_us = u64::from(cfg.file.interface.busy_poll_us);
     s.seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -196,6 +197,43 @@ fn receive_queue_fn(cfg: &Config, queues: u32) -> Option<ReceiveQueueFn> {
     }))
 }
 
+/// For services pinned to some shards, n-tuple rules that steer their port to the first
+/// such shard's queue, where the NIC has them; elsewhere (veth) frames that land on
+/// another shard are handed over in software.
+fn ntuple_rules(cfg: &Config, queues: &[u32]) -> Vec<NtupleRule> {
+    let ifc = &cfg.file.interface;
+    let mut rules = Vec::new();
+    for svc in &cfg.file.services {
+        let Some(on) = svc.shards.as_ref() else {
+            continue;
+        };
+        let Some(&first) = on.get_ref().first() else {
+            continue;
+        };
+        let Some(&queue) = queues.get(first as usize) else {
+            continue;
+        };
+        let port = *svc.port.get_ref();
+        for (want, proto) in [(Proto::Tcp, RssProto::Tcp), (Proto::Udp, RssProto::Udp)] {
+            if svc.proto != want && svc.proto != Proto::Both {
+                continue;
+            }
+            let name = ifc.name.clone();
+            match in_ns(ifc.netns.as_deref(), || NtupleRule::insert(&name, proto, port, queue)) {
+                Ok(Ok(rule)) => {
+                    log::info!("{name}: n-tuple rule steers {proto:?} port {port} to queue {queue}");
+                    rules.push(rule);
+                }
+                Ok(Err(e)) => log::info!(
+                    "{name}: no n-tuple rule for {proto:?} port {port} ({e}); frames for it that land on other shards are handed over"
+                ),
+                Err(e) => log::warn!("{e}"),
+            }
+        }
+    }
+    rules
+}
+
 /// A running appliance: one thread per shard.
 #[derive(Debug)]
 pub struct Running {
@@ -205,6 +243,8 @@ pub struct Running {
     placement: Vec<Placement>,
     services: Vec<String>,
     started: std::time::Instant,
+    // Dropped before the program: n-tuple rules are removed on the way out.
+    _rules: Vec<NtupleRule>,
     _program: Option<XdpProgram>,
 }
 
@@ -337,6 +377,7 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
         reason,
     };
     let mut program = None;
+    let mut rules = Vec::new();
     let mut pending: Vec<Box<dyn FnOnce(ShardSetup) -> Spawned + Send>> = Vec::new();
     let (mac, plan) = match ifc.driver {
         DriverKind::AfXdp => {
@@ -363,6 +404,7 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
                 ZeroCopySetting::Off => ZeroCopy::Off,
             };
             let queues = plan.queues.clone();
+            let busy_poll = ifc.busy_poll_us;
             let top = queues.iter().copied().max().unwrap_or(0) + 1;
             let (prog, links) = in_ns(ns, || -> Result<_, String> {
                 let prog =
@@ -372,12 +414,19 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
                     let mut xc = XdpConfig::new(name.clone(), q, filter.clone());
                     xc.attach = attach;
                     xc.zero_copy = zero_copy;
-                    links.push(XdpLink::bind(&prog, &xc).map_err(|e| e.to_string())?);
+                    let link = XdpLink::bind(&prog, &xc).map_err(|e| e.to_string())?;
+                    if busy_poll > 0 {
+                        if let Err(e) = link.set_busy_poll(busy_poll, 64) {
+                            log::debug!("{name} q{q}: no preferred busy polling: {e}");
+                        }
+                    }
+                    links.push(link);
                 }
                 Ok((prog, links))
             })?
             .map_err(fail)?;
             program = Some(prog);
+            rules = ntuple_rules(&cfg, &plan.queues);
             for link in links {
                 pending.push(with_pcap(link, ifc.pcap.clone()));
             }
@@ -472,6 +521,7 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
         placement,
         services: service_placement(&cfg, n),
         started: std::time::Instant::now(),
+        _rules: rules,
         _program: program,
     })
 }

@@ -109,6 +109,15 @@ pub struct Interface {
     /// come back to the opening shard.
     #[serde(default)]
     pub rss: RssSetting,
+    /// After work, a shard keeps polling its rings this long before it sleeps on the
+    /// link's fd (microseconds; 0: sleep at once). Also set as the socket's
+    /// `SO_BUSY_POLL` where the kernel supports preferred busy polling.
+    #[serde(default = "default_busy_poll")]
+    pub busy_poll_us: u32,
+}
+
+fn default_busy_poll() -> u32 {
+    50
 }
 
 /// Receive-hash knowledge.
@@ -457,6 +466,12 @@ impl Config {
             if c.get_ref().is_empty() {
                 return Err(err(c.span(), "cores must name at least one core".into()));
             }
+        }
+        if file.interface.busy_poll_us > 1_000_000 {
+            return Err(err(
+                0..0,
+                "interface.busy_poll_us must be at most 1000000".into(),
+            ));
         }
         if !(0.0..=3600.0).contains(&file.control.shutdown_grace_s) {
             return Err(err(

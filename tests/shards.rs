@@ -206,3 +206,51 @@ fn client_connections_with_emulated_rss_stay_on_their_shard() {
     assert_eq!(tcp_handoffs, 0, "{stats:?}");
     assert_eq!(stats.iter().map(|s| s.net.tcp_connected).sum::<u64>(), 200);
 }
+
+/// A service pinned to shard 0: connections whose frames land on shard 1's queue are
+/// handed to shard 0 (veth has no n-tuple rules), and every echo is exact.
+#[test]
+fn pinned_service_runs_on_its_shard_only() {
+    let g = LabGuard::new(false);
+    let text = sixstack::lab_config(&g.lab, None).replace(
+        "[[service]]\nkind = \"echo\"\nport = 7\n",
+        "[[service]]\nkind = \"echo\"\nport = 7\nshards = [0]\n",
+    );
+    assert!(text.contains("shards = [0]"));
+    let cfg = Config::parse(&text, "test").unwrap();
+    let services = cfg.clone();
+    let running = sixstack::app::start(
+        cfg,
+        Arc::new(move |net: &sixstack_stack::Net, shard| {
+            sixstack::app::start_services(net, &services, shard)
+        }),
+    )
+    .unwrap();
+    assert!(running
+        .services()
+        .iter()
+        .any(|s| s == "echo tcp+udp/7 on shards [0]"));
+    let stack = g.lab.stack4();
+    let ok = in_ns(&g.lab.peer_ns, move || {
+        let mut ok = 0;
+        for i in 0..100 {
+            let mut s = connect_retry(sa(stack, 7));
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let msg = pattern(500 + i, i as u64);
+            s.write_all(&msg).unwrap();
+            let mut back = vec![0u8; msg.len()];
+            s.read_exact(&mut back).unwrap();
+            assert_eq!(back, msg);
+            ok += 1;
+        }
+        ok
+    });
+    assert_eq!(ok, 100);
+    let stats = running.shutdown(Duration::from_secs(3)).unwrap();
+    assert_eq!(stats[0].net.tcp_accepted, 100, "{stats:?}");
+    assert_eq!(stats[1].net.tcp_accepted, 0, "{stats:?}");
+    assert!(
+        stats[1].steer.handoffs_out > 0,
+        "some flows arrived on queue 1: {stats:?}"
+    );
+}

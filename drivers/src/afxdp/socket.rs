@@ -231,6 +231,23 @@ fn is_errno(e: &io::Error, codes: &[i32]) -> bool {
 }
 
 impl XdpLink {
+    /// Asks the kernel to prefer busy polling for this socket (`SO_PREFER_BUSY_POLL`,
+    /// `SO_BUSY_POLL` microseconds, `SO_BUSY_POLL_BUDGET` frames per poll), so a shard that
+    /// busy-polls its rings also drives the driver's NAPI instead of waiting for an
+    /// interrupt. Kernels or drivers without it answer with an error; the link works the
+    /// same without.
+    pub fn set_busy_poll(&self, usecs: u32, budget: u32) -> io::Result<()> {
+        const SO_BUSY_POLL: libc::c_int = 46;
+        const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+        const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+        let one: libc::c_int = 1;
+        let usecs = libc::c_int::try_from(usecs).unwrap_or(libc::c_int::MAX);
+        let budget = libc::c_int::try_from(budget).unwrap_or(libc::c_int::MAX);
+        sys::setsockopt(&self.fd, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &one)?;
+        sys::setsockopt(&self.fd, libc::SOL_SOCKET, SO_BUSY_POLL, &usecs)?;
+        sys::setsockopt(&self.fd, libc::SOL_SOCKET, SO_BUSY_POLL_BUDGET, &budget)
+    }
+
     /// Binds a socket to `cfg.queue` of the interface `program` is attached to and
     /// registers it in the program's XSKMAP, so the queue's matching frames reach it.
     ///
