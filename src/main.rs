@@ -55,6 +55,9 @@ enum Cmd {
         /// Record every frame to this pcap file.
         #[arg(long)]
         pcap: Option<String>,
+        /// Queues of the veth lab (one shard each).
+        #[arg(long, default_value_t = 2)]
+        queues: u32,
     },
     /// Build, remove or show the lab link.
     Lab {
@@ -63,6 +66,9 @@ enum Cmd {
         /// TAP lab instead of the veth lab.
         #[arg(long, global = true)]
         tap: bool,
+        /// Queues of the veth lab (one shard each).
+        #[arg(long, global = true, default_value_t = 2)]
+        queues: u32,
     },
     /// Send echo requests from the stack (the lab's config unless --config is given; the
     /// link must not be in use by a running appliance).
@@ -119,11 +125,13 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e| e.to_string())
 }
 
-fn lab_for(tap: bool) -> Lab {
+fn lab_for(tap: bool, queues: u32) -> Lab {
     if tap {
         Lab::default_tap()
     } else {
-        Lab::default_veth()
+        let mut lab = Lab::default_veth();
+        lab.queues = queues.clamp(1, 64);
+        lab
     }
 }
 
@@ -136,8 +144,8 @@ fn cmd_run(cfg: Config) -> Result<(), String> {
     Ok(())
 }
 
-fn cmd_up(driver: LabDriver, pcap: Option<String>) -> Result<(), String> {
-    let lab = lab_for(matches!(driver, LabDriver::Tap));
+fn cmd_up(driver: LabDriver, pcap: Option<String>, queues: u32) -> Result<(), String> {
+    let lab = lab_for(matches!(driver, LabDriver::Tap), queues);
     let created = if lab.exists() {
         false
     } else {
@@ -246,9 +254,17 @@ fn main() -> ExitCode {
     let r = match cli.cmd {
         Cmd::Run { config } => load(&config).and_then(cmd_run),
         Cmd::Check { config } => load(&config).map(|_| println!("{}: ok", config.display())),
-        Cmd::Up { driver, pcap } => cmd_up(driver, pcap),
-        Cmd::Lab { action, tap } => {
-            let lab = lab_for(tap);
+        Cmd::Up {
+            driver,
+            pcap,
+            queues,
+        } => cmd_up(driver, pcap, queues),
+        Cmd::Lab {
+            action,
+            tap,
+            queues,
+        } => {
+            let lab = lab_for(tap, queues);
             match action {
                 LabAction::Up => {
                     if lab.exists() {

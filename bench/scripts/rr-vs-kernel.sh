@@ -9,7 +9,8 @@ cargo build --release -q -p sixstack -p sixstack-bench
 bin=target/release
 tap=""; [ "$driver" = tap ] && tap="--tap"
 $bin/sixstack lab down $tap >/dev/null 2>&1 || true
-$bin/sixstack lab up $tap >/dev/null
+# One queue, one shard, one core: the same as the kernel server gets.
+$bin/sixstack lab up $tap --queues 1 >/dev/null
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; $bin/sixstack lab down $tap >/dev/null; }
 pids=()
 trap cleanup EXIT

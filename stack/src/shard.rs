@@ -113,7 +113,11 @@ pub struct Shard<L: Link> {
     last_publish: Instant,
     last_sweep: Instant,
     egress_work: Vec<u32>,
+    last_reap: Instant,
 }
+
+/// How often sockets whose owners dropped them are checked for having closed.
+const REAP_EVERY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(20);
 
 /// How often a shard publishes its counters and sweeps stale handshakes.
 const HOUSEKEEPING: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(100);
@@ -246,6 +250,7 @@ impl<L: Link> Shard<L> {
             last_publish: now,
             last_sweep: now,
             egress_work: Vec::new(),
+            last_reap: now,
         })
     }
 
@@ -366,8 +371,11 @@ impl<L: Link> Shard<L> {
                 core.sockets.set_next(set, at);
             }
             self.egress_work = work;
-            if !core.closing.is_empty() {
+            // Reaping walks every closing socket: do it every few milliseconds, not every
+            // round, so a storm of closes does not make each round cost O(closing).
+            if !core.closing.is_empty() && now >= self.last_reap + REAP_EVERY {
                 core.reap(now);
+                self.last_reap = now;
             }
             if now >= self.last_sweep + HOUSEKEEPING * 10 {
                 core.sweep_flows(now);
@@ -452,18 +460,17 @@ impl<L: Link> Shard<L> {
         {
             return Some(now);
         }
-        if self.publish.is_some() {
-            let t = self.last_publish + HOUSEKEEPING;
-            let timer = self.net.timers().next_deadline();
-            let iface = self.net.core().sockets.next_deadline(now);
-            return [Some(t), timer, iface].into_iter().flatten().min();
-        }
         let timer = self.net.timers().next_deadline();
-        let iface = self.net.core().sockets.next_deadline(now);
-        match (timer, iface) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let (sockets, reaping) = {
+            let mut core = self.net.core();
+            (core.sockets.next_deadline(now), !core.closing.is_empty())
+        };
+        let reap = reaping.then_some(self.last_reap + REAP_EVERY);
+        let publish = self
+            .publish
+            .is_some()
+            .then_some(self.last_publish + HOUSEKEEPING);
+        [timer, sockets, reap, publish].into_iter().flatten().min()
     }
 
     /// Runs rounds on the real clock until [`ShardControl::stop`]: busy-polls for the
