@@ -652,7 +652,7 @@ pub fn shard_report(p: &Placement, s: &ShardStats) -> ShardReport {
         np_ns: s.np_ns,
         np_ratio: 0.0,
         loop_us: Histo::from_ns_summary(&s.loop_ns),
-        request_us: Histo::default(),
+        request_us: Histo::from_ns_summary(&s.request_ns),
     }
 }
 

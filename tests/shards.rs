@@ -103,6 +103,20 @@ fn two_shards_serve_200_peer_connections() {
         .sum();
     assert_eq!(out_, in_, "every frame handed over was taken in: {v}");
     assert!(v["np_ratio"].as_f64().unwrap() < 0.5, "{v}");
+    let requests: u64 = shards
+        .iter()
+        .map(|s| s["request_us"]["count"].as_u64().unwrap())
+        .sum();
+    assert!(
+        requests >= 200,
+        "the echo service reports request latency: {v}"
+    );
+    assert!(
+        shards
+            .iter()
+            .all(|s| s["loop_us"]["count"].as_u64().unwrap() > 0),
+        "{v}"
+    );
     Command::new("kill")
         .args(["-INT", &child.0.id().to_string()])
         .status()

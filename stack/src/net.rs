@@ -188,6 +188,8 @@ pub(crate) struct Inner {
     pub(crate) draining: Cell<bool>,
     /// Tasks waiting in `accept`, woken when draining starts.
     pub(crate) accept_waiters: RefCell<Vec<std::task::Waker>>,
+    /// Request latencies services report (nanoseconds).
+    pub(crate) requests: RefCell<Option<hdrhistogram::Histogram<u64>>>,
 }
 
 /// A handle to one shard's network: spawn tasks, open sockets, read shard time.
@@ -232,6 +234,14 @@ impl Net {
         self.inner.spawned.borrow_mut().push(task);
         self.core().counters.tasks_spawned += 1;
         handle
+    }
+
+    /// Records how long one request took, for the shard's request-latency histogram
+    /// (`sixstack stats`). Services measure it themselves; the stack only keeps the counts.
+    pub fn record_request(&self, took: Duration) {
+        if let Some(h) = self.inner.requests.borrow_mut().as_mut() {
+            let _ = h.record((took.as_nanos() as u64).max(1));
+        }
     }
 
     /// Whether the shard is draining for shutdown (listeners refuse new connections).

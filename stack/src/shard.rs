@@ -89,6 +89,8 @@ pub struct ShardStats {
     pub conns_open: u64,
     /// Shard loop iteration time of busy rounds: samples, p50, p90, p99, p99.9, max (ns).
     pub loop_ns: [u64; 6],
+    /// Request latency reported by services (`Net::record_request`), same layout.
+    pub request_ns: [u64; 6],
     /// Tasks alive on the shard.
     pub tasks_live: u64,
     /// The link's own counters.
@@ -118,6 +120,18 @@ pub struct Shard<L: Link> {
 
 /// How often sockets whose owners dropped them are checked for having closed.
 const REAP_EVERY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(20);
+
+/// Samples, p50, p90, p99, p99.9 and max of a histogram.
+fn summary(h: &hdrhistogram::Histogram<u64>) -> [u64; 6] {
+    [
+        h.len(),
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+    ]
+}
 
 /// How often a shard publishes its counters and sweeps stale handshakes.
 const HOUSEKEEPING: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(100);
@@ -227,6 +241,9 @@ impl<L: Link> Shard<L> {
             config,
             draining: std::cell::Cell::new(false),
             accept_waiters: std::cell::RefCell::new(Vec::new()),
+            requests: std::cell::RefCell::new(
+                hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 2).ok(),
+            ),
         };
         Ok(Shard {
             link,
@@ -287,15 +304,10 @@ impl<L: Link> Shard<L> {
         s.net = self.net.counters();
         s.tasks_live = self.executor.live() as u64;
         s.conns_open = self.net.core().flows.len() as u64;
-        let h = &self.loop_hist;
-        s.loop_ns = [
-            h.len(),
-            h.value_at_quantile(0.5),
-            h.value_at_quantile(0.9),
-            h.value_at_quantile(0.99),
-            h.value_at_quantile(0.999),
-            h.max(),
-        ];
+        s.loop_ns = summary(&self.loop_hist);
+        if let Some(h) = self.net.inner.requests.borrow().as_ref() {
+            s.request_ns = summary(h);
+        }
         s
     }
 

@@ -46,9 +46,10 @@ pub async fn serve_tcp(net: Net, kind: Kind, port: u16) -> io::Result<()> {
             Err(e) => return Err(e),
         };
         log::debug!("tcp {} connection from {peer}", kind.name());
+        let net2 = net.clone();
         net.spawn(async move {
             let r = match kind {
-                Kind::Echo => echo(stream).await,
+                Kind::Echo => echo_reporting(stream, &net2).await,
                 Kind::Discard => discard(stream).await,
                 Kind::Chargen => chargen(stream).await,
             };
@@ -70,6 +71,26 @@ pub async fn echo(mut stream: TcpStream) -> io::Result<u64> {
             break;
         }
         stream.write_all(&buf[..n]).await?;
+        total += n as u64;
+    }
+    stream.shutdown().await?;
+    Ok(total)
+}
+
+/// [`echo`], reporting each request's service time (from the read that brought it to
+/// the moment its echo is queued) to the shard's request-latency histogram.
+pub async fn echo_reporting(mut stream: TcpStream, net: &Net) -> io::Result<u64> {
+    stream.set_nodelay(true);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        let t = std::time::Instant::now();
+        stream.write_all(&buf[..n]).await?;
+        net.record_request(t.elapsed());
         total += n as u64;
     }
     stream.shutdown().await?;
