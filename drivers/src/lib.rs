@@ -13,10 +13,14 @@
 pub mod afxdp;
 pub mod link;
 pub mod netdev;
+mod netlink;
 pub mod pcap;
 pub mod pipe;
 pub mod rss;
 pub mod tap;
+#[cfg(test)]
+mod test_lab;
+pub mod uring;
 pub mod wait;
 
 pub use link::{Link, LinkStats};

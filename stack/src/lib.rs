@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod disk;
 mod executor;
 mod flow;
 mod icmp;

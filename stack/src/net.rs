@@ -188,6 +188,8 @@ pub(crate) struct Inner {
     pub(crate) draining: Cell<bool>,
     /// Tasks waiting in `accept`, woken when draining starts.
     pub(crate) accept_waiters: RefCell<Vec<std::task::Waker>>,
+    /// The shard's io_uring for file I/O.
+    pub(crate) disk: RefCell<crate::disk::Disk>,
     /// Request latencies services report (nanoseconds).
     pub(crate) requests: RefCell<Option<hdrhistogram::Histogram<u64>>>,
 }

@@ -241,6 +241,7 @@ impl<L: Link> Shard<L> {
             config,
             draining: std::cell::Cell::new(false),
             accept_waiters: std::cell::RefCell::new(Vec::new()),
+            disk: std::cell::RefCell::new(Default::default()),
             requests: std::cell::RefCell::new(
                 hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 2).ok(),
             ),
@@ -369,6 +370,11 @@ impl<L: Link> Shard<L> {
         if polled > 0 {
             worked = true;
             self.stats.task_polls += polled as u64;
+        }
+        // Disk: submit what tasks queued this round, hand finished operations to their
+        // tasks (which run next round).
+        if self.net.inner.disk.borrow_mut().poll() {
+            worked = true;
         }
         {
             let mut core = self.net.core();
@@ -537,10 +543,16 @@ impl<L: Link> Shard<L> {
             }
             self.stats.sleeps += 1;
             let slept = std::time::Instant::now();
+            let disk_fd = self.net.inner.disk.borrow().wait_fd();
             match self.link.wait_fd() {
-                Some(fd) => {
-                    wait_readable(&[fd, self.control.bell.fd()], timeout)?;
-                }
+                Some(fd) => match disk_fd {
+                    Some(d) => {
+                        wait_readable(&[fd, self.control.bell.fd(), d], timeout)?;
+                    }
+                    None => {
+                        wait_readable(&[fd, self.control.bell.fd()], timeout)?;
+                    }
+                },
                 None => {
                     let t = timeout.map_or(POLL_ONLY_SLEEP, |t| t.min(POLL_ONLY_SLEEP));
                     wait_readable(&[self.control.bell.fd()], Some(t))?;

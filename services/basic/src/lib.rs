@@ -61,25 +61,17 @@ pub async fn serve_tcp(net: Net, kind: Kind, port: u16) -> io::Result<()> {
 }
 
 /// Echoes one connection until the peer closes its side, then closes ours.
-pub async fn echo(mut stream: TcpStream) -> io::Result<u64> {
-    stream.set_nodelay(true);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = stream.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        stream.write_all(&buf[..n]).await?;
-        total += n as u64;
-    }
-    stream.shutdown().await?;
-    Ok(total)
+pub async fn echo(stream: TcpStream) -> io::Result<u64> {
+    echo_inner(stream, None).await
 }
 
 /// [`echo`], reporting each request's service time (from the read that brought it to
 /// the moment its echo is queued) to the shard's request-latency histogram.
-pub async fn echo_reporting(mut stream: TcpStream, net: &Net) -> io::Result<u64> {
+pub async fn echo_reporting(stream: TcpStream, net: &Net) -> io::Result<u64> {
+    echo_inner(stream, Some(net)).await
+}
+
+async fn echo_inner(mut stream: TcpStream, net: Option<&Net>) -> io::Result<u64> {
     stream.set_nodelay(true);
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
@@ -90,7 +82,9 @@ pub async fn echo_reporting(mut stream: TcpStream, net: &Net) -> io::Result<u64>
         }
         let t = std::time::Instant::now();
         stream.write_all(&buf[..n]).await?;
-        net.record_request(t.elapsed());
+        if let Some(net) = net {
+            net.record_request(t.elapsed());
+        }
         total += n as u64;
     }
     stream.shutdown().await?;
