@@ -81,7 +81,7 @@ impl IfReq {
 }
 
 /// A datagram socket to issue interface ioctls on (in the calling thread's namespace).
-fn ioctl_socket() -> io::Result<OwnedFd> {
+pub(crate) fn ioctl_socket() -> io::Result<OwnedFd> {
     // SAFETY: socket(2) takes no pointers.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
     if fd < 0 {
@@ -93,7 +93,9 @@ fn ioctl_socket() -> io::Result<OwnedFd> {
 
 fn ioctl(sock: &OwnedFd, req: libc::c_ulong, ifr: &mut IfReq) -> io::Result<()> {
     // SAFETY: `ifr` is a live, writable ifreq (40 bytes, the kernel's size); for
-    // SIOCETHTOOL its data pointer (set by the caller) points to a live ethtool struct.
+    // SIOCETHTOOL its data pointer (set by `ethtool`) points to a live, writable ethtool
+    // argument as long as the command needs (the callers size it from the kernel's own
+    // structure and the counts in it), borrowed for the duration of the call.
     let ret = unsafe { libc::ioctl(sock.as_raw_fd(), req as _, ifr as *mut IfReq) };
     if ret < 0 {
         Err(io::Error::last_os_error())
@@ -102,10 +104,12 @@ fn ioctl(sock: &OwnedFd, req: libc::c_ulong, ifr: &mut IfReq) -> io::Result<()> 
     }
 }
 
-/// Runs one SIOCETHTOOL command whose argument is `T` (which starts with its `cmd`).
-fn ethtool<T>(sock: &OwnedFd, name: &str, arg: &mut T) -> io::Result<()> {
+/// Runs one SIOCETHTOOL command on interface `name` whose argument is `arg`: a command
+/// structure or a byte buffer that starts with its `cmd` word and is as long as the
+/// command's structure (with its trailing array) needs.
+pub(crate) fn ethtool<T: ?Sized>(sock: &OwnedFd, name: &str, arg: &mut T) -> io::Result<()> {
     let mut ifr = IfReq::new(name)?;
-    ifr.data[0] = arg as *mut T as u64;
+    ifr.data[0] = (arg as *mut T).cast::<u8>() as u64;
     ioctl(sock, SIOCETHTOOL, &mut ifr)
 }
 

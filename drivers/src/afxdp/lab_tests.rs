@@ -7,7 +7,6 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr, UdpSocket};
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use smoltcp::phy::{ChecksumCapabilities, Device, RxToken, TxToken};
@@ -18,7 +17,8 @@ use smoltcp::wire::{
 };
 
 use super::*;
-use crate::netdev::{in_netns, mac_address, set_offloads};
+use crate::netdev::mac_address;
+use crate::test_lab::{is_root, run, Lab, Veth};
 use crate::Link;
 
 const APPLIANCE_IF: &str = "six0";
@@ -27,22 +27,8 @@ const PEER_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 1, 1);
 const STACK_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 1, 2);
 const KERNEL_V4: Ipv4Addr = Ipv4Addr::new(10, 99, 1, 3);
 
-fn is_root() -> bool {
-    if !bpf::is_root() {
-        eprintln!("skipped: needs root (network namespaces, XDP)");
-        return false;
-    }
-    true
-}
-
 fn ip(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "ip {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run("ip", args);
 }
 
 fn ip_output(args: &[&str]) -> String {
@@ -51,76 +37,14 @@ fn ip_output(args: &[&str]) -> String {
 }
 
 /// Two namespaces joined by a veth pair; deleted on drop.
-struct Lab {
-    appliance: String,
-    peer: String,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "sxd{}n{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let lab = Lab {
-            appliance: format!("{id}a"),
-            peer: format!("{id}b"),
-        };
-        ip(&["netns", "add", &lab.appliance]);
-        ip(&["netns", "add", &lab.peer]);
-        ip(&[
-            "link",
-            "add",
-            APPLIANCE_IF,
-            "netns",
-            &lab.appliance,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            PEER_IF,
-            "netns",
-            &lab.peer,
-        ]);
-        for (ns, dev) in [(&lab.appliance, APPLIANCE_IF), (&lab.peer, PEER_IF)] {
-            ip(&["-n", ns, "link", "set", "lo", "up"]);
-            ip(&["-n", ns, "link", "set", dev, "up"]);
-        }
-        ip(&[
-            "-n",
-            &lab.peer,
-            "addr",
-            "add",
-            "10.99.1.1/24",
-            "dev",
-            PEER_IF,
-        ]);
-        // A veth peer otherwise hands the XSK frames with partial checksums.
-        in_netns(&lab.peer, || {
-            set_offloads(PEER_IF, false, false, false, false)
-        })
-        .unwrap()
-        .unwrap();
-        lab
-    }
-
-    fn in_appliance<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        in_netns(&self.appliance, f).unwrap()
-    }
-
-    fn in_peer<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        in_netns(&self.peer, f).unwrap()
-    }
-}
-
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in [&self.appliance, &self.peer] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-    }
+fn new_lab() -> Lab {
+    Lab::new(&Veth {
+        prefix: "sxd",
+        appliance_if: APPLIANCE_IF,
+        peer_if: PEER_IF,
+        queues: None,
+        peer_addrs: &["10.99.1.1/24"],
+    })
 }
 
 fn filter_v4() -> XdpFilter {
@@ -223,7 +147,7 @@ fn afxdp_arp_and_udp_roundtrip_over_veth() {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let stack_mac = lab.in_appliance(|| mac_address(APPLIANCE_IF)).unwrap();
     let peer_mac = lab.in_peer(|| mac_address(PEER_IF)).unwrap();
     let mut link = lab
@@ -304,7 +228,7 @@ fn afxdp_kernel_address_on_the_same_link_still_reaches_the_kernel() {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     ip(&[
         "-n",
         &lab.appliance,
@@ -363,7 +287,7 @@ fn afxdp_ndp_and_ipv6_reach_the_xsk() {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let peer_v6: Ipv6Addr = "fd00:99::1".parse().unwrap();
     let stack_v6: Ipv6Addr = "fd00:99::2".parse().unwrap();
     ip(&[
@@ -450,7 +374,7 @@ fn afxdp_programs_detach_on_drop_both_ways() {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let show = || ip_output(&["-n", &lab.appliance, "link", "show", "dev", APPLIANCE_IF]);
     let filter = filter_v4();
     for (method, mode) in [
@@ -496,7 +420,7 @@ fn afxdp_rebinding_a_queue_right_after_close_succeeds() {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let cfg = XdpConfig {
         zero_copy: ZeroCopy::Off,
         ..XdpConfig::new(APPLIANCE_IF, 0, filter_v4())
@@ -529,7 +453,7 @@ fn afxdp_frames_recycle_through_small_rings() {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let stack_mac = lab.in_appliance(|| mac_address(APPLIANCE_IF)).unwrap();
     let peer_mac = lab.in_peer(|| mac_address(PEER_IF)).unwrap();
     let mac = stack_mac.map(|b| format!("{b:02x}")).join(":");

@@ -3,17 +3,14 @@
 //! `ETHTOOL_SRXCLSRLDEL` (classification rules that send a destination port to a queue).
 //!
 //! Not here: any other ethtool command (`netdev.rs` has the offload switches and channel
-//! counts).
-#![allow(unsafe_code)]
+//! counts; the ioctl itself is `netdev::ethtool`).
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use super::{Proto, RssConfig, RssError};
-use crate::afxdp::sys;
+use crate::netdev::{ethtool, ioctl_socket};
 
-const IFNAMSIZ: usize = 16;
-const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_SRXCLSRLDEL: u32 = 0x31;
 const ETHTOOL_SRXCLSRLINS: u32 = 0x32;
 const ETHTOOL_GRSSH: u32 = 0x46;
@@ -26,15 +23,6 @@ const UDP_V6_FLOW: u32 = 0x06;
 const RX_CLS_LOC_ANY: u32 = 0xffff_ffff;
 /// Size of `struct ethtool_rxfh` up to its flexible `rss_config` array.
 const RXFH_HDR: usize = 24;
-
-/// `struct ifreq` with `ifr_data` set.
-#[repr(C)]
-#[derive(Debug)]
-struct IfReq {
-    name: [u8; IFNAMSIZ],
-    data: u64,
-    _rest: [u64; 2],
-}
 
 /// `struct ethtool_rx_flow_spec`.
 #[repr(C)]
@@ -87,50 +75,9 @@ impl RxNfc {
     }
 }
 
-/// A socket for interface ioctls; they act in the namespace it was opened in.
-fn ioctl_socket() -> io::Result<OwnedFd> {
-    sys::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)
-}
-
-/// Runs one `SIOCETHTOOL` command on `ifname`; `arg` starts with the command word and is
-/// as long as the command's structure (with its trailing array) needs.
-fn ethtool(sock: &OwnedFd, ifname: &str, arg: &mut [u8]) -> io::Result<()> {
-    let bytes = ifname.as_bytes();
-    if bytes.is_empty() || bytes.len() >= IFNAMSIZ || bytes.contains(&0) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid interface name {ifname:?}"),
-        ));
-    }
-    let mut ifr = IfReq {
-        name: [0; IFNAMSIZ],
-        data: arg.as_mut_ptr() as u64,
-        _rest: [0; 2],
-    };
-    ifr.name[..bytes.len()].copy_from_slice(bytes);
-    // SAFETY: `ifr` is a live 40-byte ifreq whose data pointer refers to `arg`, a live
-    // writable buffer as long as the command's structure (the callers size it from the
-    // kernel's own structure and the counts in it), for the duration of the call.
-    let ret = unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut ifr as *mut IfReq) };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
-}
-
 /// Runs an rxnfc command.
 fn ethtool_rxnfc(sock: &OwnedFd, ifname: &str, nfc: &mut RxNfc) -> io::Result<()> {
-    // SAFETY: `RxNfc` is plain old data (integers and byte arrays with explicit padding
-    // fields, so every byte is initialised and any bytes form a valid value); the slice
-    // covers exactly the struct and lives as long as the borrow of `nfc`.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut(
-            (nfc as *mut RxNfc).cast::<u8>(),
-            std::mem::size_of::<RxNfc>(),
-        )
-    };
-    ethtool(sock, ifname, bytes)
+    ethtool(sock, ifname, nfc)
 }
 
 /// `Ok` when `ifname` names an interface in the calling thread's namespace.
@@ -170,7 +117,7 @@ pub fn read_from_nic(ifname: &str) -> Result<Option<RssConfig>, RssError> {
     let sock = ioctl_socket().map_err(syscall)?;
     let mut hdr = [0u8; RXFH_HDR];
     hdr[0..4].copy_from_slice(&ETHTOOL_GRSSH.to_ne_bytes());
-    match ethtool(&sock, ifname, &mut hdr) {
+    match ethtool(&sock, ifname, &mut hdr[..]) {
         Ok(()) => {}
         Err(e) if is_unsupported(&e) => return Ok(None),
         Err(e) => return Err(syscall(e)),
@@ -196,7 +143,7 @@ pub fn read_from_nic(ifname: &str) -> Result<Option<RssConfig>, RssError> {
     buf[0..4].copy_from_slice(&ETHTOOL_GRSSH.to_ne_bytes());
     buf[8..12].copy_from_slice(&indir_size.to_ne_bytes());
     buf[12..16].copy_from_slice(&key_size.to_ne_bytes());
-    ethtool(&sock, ifname, &mut buf).map_err(syscall)?;
+    ethtool(&sock, ifname, &mut buf[..]).map_err(syscall)?;
     let (hfunc, input_xfrm) = (buf[16], buf[17]);
     // 0: the driver does not say (the hardware default, Toeplitz on the NICs we know).
     if hfunc != 0 && hfunc != ETH_RSS_HASH_TOP {
@@ -319,7 +266,6 @@ mod tests {
 
     #[test]
     fn struct_layouts_match_the_kernel() {
-        assert_eq!(size_of::<IfReq>(), 40);
         assert_eq!(size_of::<FlowSpec>(), 168);
         assert_eq!(offset_of!(FlowSpec, ring_cookie), 152);
         assert_eq!(offset_of!(FlowSpec, location), 160);

@@ -8,8 +8,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, UdpSocket};
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use smoltcp::phy::{Device, RxToken};
@@ -17,7 +15,8 @@ use smoltcp::phy::{Device, RxToken};
 use super::emulator::AttachMethod;
 use super::*;
 use crate::afxdp::{XdpAttachMode, XdpConfig, XdpFilter, XdpLink, XdpProgram};
-use crate::netdev::{in_netns, mac_address, set_offloads};
+use crate::netdev::mac_address;
+use crate::test_lab::{is_root, run, Lab, Veth};
 use crate::Link;
 
 const APPLIANCE_IF: &str = "sxr0";
@@ -30,197 +29,98 @@ const STACK_PORT: u16 = 7000;
 const QUEUES: u32 = 2;
 const FRAMES: u16 = 64;
 
-fn is_root() -> bool {
-    if !crate::afxdp::bpf::is_root() {
-        eprintln!("skipped: needs root (network namespaces, BPF)");
-        return false;
-    }
-    true
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {}: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Two namespaces joined by a two-queue veth pair; deleted on drop.
-struct Lab {
-    appliance: String,
-    peer: String,
-}
-
-impl Lab {
-    fn new() -> Lab {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let id = format!(
-            "sxr{}n{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let lab = Lab {
-            appliance: format!("{id}a"),
-            peer: format!("{id}b"),
-        };
-        run("ip", &["netns", "add", &lab.appliance]);
-        run("ip", &["netns", "add", &lab.peer]);
-        let q = QUEUES.to_string();
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                APPLIANCE_IF,
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-                "netns",
-                &lab.appliance,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                PEER_IF,
-                "numtxqueues",
-                &q,
-                "numrxqueues",
-                &q,
-                "netns",
-                &lab.peer,
-            ],
-        );
-        for (ns, dev) in [(&lab.appliance, APPLIANCE_IF), (&lab.peer, PEER_IF)] {
-            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
-            run("ip", &["-n", ns, "link", "set", dev, "up"]);
-        }
-        let p = &lab.peer;
-        run(
-            "ip",
-            &["-n", p, "addr", "add", "10.99.7.1/24", "dev", PEER_IF],
-        );
+/// Two namespaces joined by a two-queue veth pair, the peer addressed and told the
+/// appliance's MAC; deleted on drop.
+fn new_lab() -> Lab {
+    let lab = Lab::new(&Veth {
+        prefix: "sxr",
+        appliance_if: APPLIANCE_IF,
+        peer_if: PEER_IF,
+        queues: Some(QUEUES),
+        peer_addrs: &["10.99.7.1/24", "fd00:99:7::1/64"],
+    });
+    // The stack side answers no ARP/NDP here: tell the peer its MAC.
+    let mac = lab.in_appliance(|| mac_address(APPLIANCE_IF)).unwrap();
+    let mac = mac.map(|b| format!("{b:02x}")).join(":");
+    for addr in ["10.99.7.2", "fd00:99:7::2"] {
         run(
             "ip",
             &[
                 "-n",
-                p,
-                "addr",
-                "add",
-                "fd00:99:7::1/64",
+                &lab.peer,
+                "neigh",
+                "replace",
+                addr,
+                "lladdr",
+                &mac,
                 "dev",
                 PEER_IF,
-                "nodad",
+                "nud",
+                "permanent",
             ],
         );
-        // The stack side answers no ARP/NDP here: tell the peer its MAC.
-        let mac = lab.in_appliance(|| mac_address(APPLIANCE_IF)).unwrap();
-        let mac = mac.map(|b| format!("{b:02x}")).join(":");
-        for addr in ["10.99.7.2", "fd00:99:7::2"] {
-            run(
-                "ip",
-                &[
-                    "-n",
-                    p,
-                    "neigh",
-                    "replace",
-                    addr,
-                    "lladdr",
-                    &mac,
-                    "dev",
-                    PEER_IF,
-                    "nud",
-                    "permanent",
-                ],
-            );
-        }
-        // Without this veth hands frames to the stack's queues only through netif_rx (and
-        // the XSK sees partial checksums).
-        lab.in_peer(|| set_offloads(PEER_IF, false, false, false, false))
-            .unwrap();
-        lab
     }
-
-    fn in_appliance<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        in_netns(&self.appliance, f).unwrap()
-    }
-
-    fn in_peer<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
-        in_netns(&self.peer, f).unwrap()
-    }
-
-    /// One AF_XDP socket on each appliance queue, fed by one XDP program.
-    fn sockets(&self) -> Vec<XdpLink> {
-        let filter = XdpFilter {
-            ipv4: vec![STACK_V4],
-            ipv6: vec![STACK_V6],
-        };
-        self.in_appliance(|| {
-            let prog = XdpProgram::attach(APPLIANCE_IF, &filter, XdpAttachMode::Auto, QUEUES)?;
-            (0..QUEUES)
-                .map(|q| {
-                    let mut cfg = XdpConfig::new(APPLIANCE_IF, q, filter.clone());
-                    cfg.frame_count = 512;
-                    cfg.ring_size = 256;
-                    XdpLink::bind(&prog, &cfg)
-                })
-                .collect::<Result<Vec<_>, _>>()
-        })
-        .unwrap()
-    }
-
-    /// Sends one datagram from each of `FRAMES` source ports starting at `base` to the
-    /// stack's address of `dst`'s family and returns, per source port, the queue it
-    /// arrived on.
-    fn round(&self, links: &mut [XdpLink], dst: IpAddr, base: u16) -> HashMap<u16, u32> {
-        let src: IpAddr = match dst {
-            IpAddr::V4(_) => PEER_V4.into(),
-            IpAddr::V6(_) => PEER_V6.into(),
-        };
-        self.in_peer(|| {
-            for port in base..base + FRAMES {
-                let s = UdpSocket::bind((src, port)).unwrap();
-                s.send_to(b"rss", (dst, STACK_PORT)).unwrap();
-            }
-        });
-        let mut seen = HashMap::new();
-        let end = Instant::now() + Duration::from_secs(5);
-        while seen.len() < usize::from(FRAMES) && Instant::now() < end {
-            for (q, link) in links.iter_mut().enumerate() {
-                link.flush().unwrap();
-                let now = smoltcp::time::Instant::from_millis(0);
-                while let Some((rx, _tx)) = link.receive(now) {
-                    if let Some((s, sport, dport)) = rx.consume(udp_tuple) {
-                        if s == src && dport == STACK_PORT && (base..base + FRAMES).contains(&sport)
-                        {
-                            let q = u32::try_from(q).unwrap();
-                            assert_eq!(seen.insert(sport, q), None, "duplicate from {sport}");
-                        }
-                    }
-                }
-                link.poll_rx(Duration::from_millis(5)).unwrap();
-            }
-        }
-        assert_eq!(
-            seen.len(),
-            usize::from(FRAMES),
-            "only {} of {FRAMES} datagrams arrived",
-            seen.len()
-        );
-        seen
-    }
+    lab
 }
 
-impl Drop for Lab {
-    fn drop(&mut self) {
-        for ns in [&self.appliance, &self.peer] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+/// One AF_XDP socket on each appliance queue, fed by one XDP program.
+fn sockets(lab: &Lab) -> Vec<XdpLink> {
+    let filter = XdpFilter {
+        ipv4: vec![STACK_V4],
+        ipv6: vec![STACK_V6],
+    };
+    lab.in_appliance(|| {
+        let prog = XdpProgram::attach(APPLIANCE_IF, &filter, XdpAttachMode::Auto, QUEUES)?;
+        (0..QUEUES)
+            .map(|q| {
+                let mut cfg = XdpConfig::new(APPLIANCE_IF, q, filter.clone());
+                cfg.frame_count = 512;
+                cfg.ring_size = 256;
+                XdpLink::bind(&prog, &cfg)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .unwrap()
+}
+
+/// Sends one datagram from each of `FRAMES` source ports starting at `base` to the
+/// stack's address of `dst`'s family and returns, per source port, the queue it
+/// arrived on.
+fn round(lab: &Lab, links: &mut [XdpLink], dst: IpAddr, base: u16) -> HashMap<u16, u32> {
+    let src: IpAddr = match dst {
+        IpAddr::V4(_) => PEER_V4.into(),
+        IpAddr::V6(_) => PEER_V6.into(),
+    };
+    lab.in_peer(|| {
+        for port in base..base + FRAMES {
+            let s = UdpSocket::bind((src, port)).unwrap();
+            s.send_to(b"rss", (dst, STACK_PORT)).unwrap();
+        }
+    });
+    let mut seen = HashMap::new();
+    let end = Instant::now() + Duration::from_secs(5);
+    while seen.len() < usize::from(FRAMES) && Instant::now() < end {
+        for (q, link) in links.iter_mut().enumerate() {
+            link.flush().unwrap();
+            let now = smoltcp::time::Instant::from_millis(0);
+            while let Some((rx, _tx)) = link.receive(now) {
+                if let Some((s, sport, dport)) = rx.consume(udp_tuple) {
+                    if s == src && dport == STACK_PORT && (base..base + FRAMES).contains(&sport) {
+                        let q = u32::try_from(q).unwrap();
+                        assert_eq!(seen.insert(sport, q), None, "duplicate from {sport}");
+                    }
+                }
+            }
+            link.poll_rx(Duration::from_millis(5)).unwrap();
         }
     }
+    assert_eq!(
+        seen.len(),
+        usize::from(FRAMES),
+        "only {} of {FRAMES} datagrams arrived",
+        seen.len()
+    );
+    seen
 }
 
 /// (source address, source port, destination port) of an IPv4/IPv6 UDP frame.
@@ -261,11 +161,11 @@ fn rss_emulator_steers_veth_frames_to_the_computed_queue() {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
-    let mut links = lab.sockets();
+    let lab = new_lab();
+    let mut links = sockets(&lab);
 
     // Without the emulator frames still arrive, on whatever queue the kernel picks.
-    let before = lab.round(&mut links, STACK_V4.into(), 40_000);
+    let before = round(&lab, &mut links, STACK_V4.into(), 40_000);
     let on_q1 = before.values().filter(|&&q| q == 1).count();
     eprintln!("no emulator: {on_q1} of {FRAMES} on queue 1");
 
@@ -273,9 +173,9 @@ fn rss_emulator_steers_veth_frames_to_the_computed_queue() {
     let emu = lab.in_peer(|| RssEmulator::attach(PEER_IF, &rss)).unwrap();
     assert!(emu.is_bpf_link(), "tcx link expected on this kernel");
     assert_eq!(emu.ifname(), PEER_IF);
-    let seen = lab.round(&mut links, STACK_V4.into(), 41_000);
+    let seen = round(&lab, &mut links, STACK_V4.into(), 41_000);
     assert_steered(&rss, &seen, PEER_V4.into(), STACK_V4.into());
-    let seen = lab.round(&mut links, STACK_V6.into(), 42_000);
+    let seen = round(&lab, &mut links, STACK_V6.into(), 42_000);
     assert_steered(&rss, &seen, PEER_V6.into(), STACK_V6.into());
     drop(emu);
 
@@ -289,7 +189,7 @@ fn rss_emulator_steers_veth_frames_to_the_computed_queue() {
     let emu = lab
         .in_peer(|| RssEmulator::attach(PEER_IF, &inverse))
         .unwrap();
-    let seen = lab.round(&mut links, STACK_V4.into(), 43_000);
+    let seen = round(&lab, &mut links, STACK_V4.into(), 43_000);
     assert_steered(&inverse, &seen, PEER_V4.into(), STACK_V4.into());
     for (&sport, &q) in &seen {
         assert_ne!(
@@ -299,7 +199,7 @@ fn rss_emulator_steers_veth_frames_to_the_computed_queue() {
     }
     drop(emu);
     // Detached: frames still flow.
-    lab.round(&mut links, STACK_V4.into(), 44_000);
+    round(&lab, &mut links, STACK_V4.into(), 44_000);
 }
 
 #[test]
@@ -307,8 +207,8 @@ fn rss_emulator_on_clsact_steers_and_cleans_up() {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
-    let mut links = lab.sockets();
+    let lab = new_lab();
+    let mut links = sockets(&lab);
     let tc = |args: &[&str]| {
         let mut all = vec!["-n", lab.peer.as_str()];
         all.extend_from_slice(args);
@@ -329,9 +229,9 @@ fn rss_emulator_on_clsact_steers_and_cleans_up() {
     assert!(matches!(second, Err(RssError::Attach { .. })), "{second:?}");
     assert!(tc(&["qdisc", "show", "dev", PEER_IF]).contains("clsact"));
 
-    let seen = lab.round(&mut links, STACK_V4.into(), 45_000);
+    let seen = round(&lab, &mut links, STACK_V4.into(), 45_000);
     assert_steered(&rss, &seen, PEER_V4.into(), STACK_V4.into());
-    let seen = lab.round(&mut links, STACK_V6.into(), 46_000);
+    let seen = round(&lab, &mut links, STACK_V6.into(), 46_000);
     assert_steered(&rss, &seen, PEER_V6.into(), STACK_V6.into());
 
     drop(emu);
@@ -346,7 +246,7 @@ fn veth_reports_no_rss_and_refuses_ntuple_rules() {
     if !is_root() {
         return;
     }
-    let lab = Lab::new();
+    let lab = new_lab();
     let (rss, rule) = lab.in_appliance(|| {
         (
             read_from_nic(APPLIANCE_IF),
