@@ -8,8 +8,10 @@
 //! * [`echo_server::EchoServer`]: epoll TCP + UDP echo on one port.
 
 pub mod echo_server;
+pub mod harness;
 pub mod rr;
 pub mod stats;
+pub mod stream;
 mod sys;
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -17,6 +19,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 pub use echo_server::{EchoOptions, EchoServer, EchoStats};
 pub use rr::{run_tcp_rr, run_udp_rr, RrConfig, UdpRrConfig};
 pub use stats::Report;
+pub use stream::{discard_server, run_bulk, run_crr};
 
 /// Resolves `ADDR:PORT` (`10.0.0.2:7`, `[fd77::2]:7`, `localhost:7`) to one address.
 pub fn resolve(addr: &str) -> Result<SocketAddr, String> {

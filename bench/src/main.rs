@@ -30,6 +30,69 @@ enum Cmd {
     KernelEcho(EchoArgs),
     /// UDP request/response against an echo, one datagram in flight.
     UdpRr(UdpRrArgs),
+    /// TCP connect/request/close: a new connection per 1-byte transaction.
+    Crr(SimpleArgs),
+    /// One TCP stream of 64 KiB writes into a discard server.
+    Bulk(SimpleArgs),
+    /// Every workload against the kernel and sixstack (AF_XDP, TAP) on the lab link,
+    /// interleaved; writes the raw results (needs root).
+    Run(RunArgs),
+    /// Turns raw results into bench/results/<date>-<host>.md + .json + .svg.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct SimpleArgs {
+    /// Server address, ADDR:PORT.
+    #[arg(long)]
+    target: String,
+    /// Measured duration in seconds.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Warmup before measuring, in seconds.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Include the slow workloads (10 000 idle connections).
+    #[arg(long)]
+    all: bool,
+    /// Rounds per workload and server (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Warmup seconds per run.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Servers: kernel, xdp, tap.
+    #[arg(long, value_delimiter = ',', default_value = "kernel,xdp,tap")]
+    servers: Vec<String>,
+    /// Only these workloads (names as in the report).
+    #[arg(long, value_delimiter = ',')]
+    workloads: Vec<String>,
+    /// The sixstack binary (default: next to this one).
+    #[arg(long)]
+    sixstack: Option<std::path::PathBuf>,
+    /// Raw results file.
+    #[arg(long, default_value = "bench/results/raw-latest.json")]
+    out: std::path::PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// Raw results from `run`.
+    #[arg(long, default_value = "bench/results/raw-latest.json")]
+    input: std::path::PathBuf,
+    /// Folder for the report.
+    #[arg(long, default_value = "bench/results")]
+    dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -78,6 +141,9 @@ struct EchoArgs {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     secs: Option<f64>,
+    /// Also run a TCP discard server on this port (same address).
+    #[arg(long)]
+    discard: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -173,6 +239,19 @@ fn kernel_echo(a: EchoArgs) -> Result<ExitCode, String> {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("signal handler: {e}"))?;
     }
+    if let Some(port) = a.discard {
+        let mut daddr = addr;
+        daddr.set_port(port);
+        let l = std::net::TcpListener::bind(daddr).map_err(|e| format!("bind {daddr}: {e}"))?;
+        let stop2 = Arc::clone(&stop);
+        let pin = a.pin.first().copied();
+        std::thread::spawn(move || {
+            if let Some(c) = pin {
+                core_affinity::set_for_current(core_affinity::CoreId { id: c });
+            }
+            sixstack_bench::discard_server(l, &stop2)
+        });
+    }
     let opts = EchoOptions {
         threads: a.threads.max(1),
         pin: a.pin,
@@ -193,12 +272,96 @@ fn kernel_echo(a: EchoArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
+    use sixstack_bench::harness::{self, Plan, Server};
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let sixstack = match a.sixstack {
+        Some(p) => p,
+        None => me.with_file_name("sixstack"),
+    };
+    if !sixstack.exists() {
+        return Err(format!(
+            "{} not found: build it (cargo build --release) or pass --sixstack",
+            sixstack.display()
+        ));
+    }
+    let mut servers = Vec::new();
+    for s in &a.servers {
+        servers.push(match s.as_str() {
+            "kernel" => Server::Kernel,
+            "xdp" => Server::Xdp,
+            "tap" => Server::Tap,
+            other => return Err(format!("unknown server {other:?} (kernel, xdp, tap)")),
+        });
+    }
+    let mut workloads = harness::workloads(a.all);
+    if !a.workloads.is_empty() {
+        workloads.retain(|w| a.workloads.iter().any(|n| n == w.name));
+        if workloads.is_empty() {
+            return Err("no workload matches --workloads".into());
+        }
+    }
+    let plan = Plan {
+        sixstack,
+        me,
+        rounds: a.rounds.max(1),
+        secs: a.secs,
+        warmup: a.warmup,
+        workloads,
+        servers,
+        out: a.out.clone(),
+    };
+    harness::run(&plan)?;
+    println!("raw results: {}", a.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_report(a: ReportArgs) -> Result<ExitCode, String> {
+    use sixstack_bench::harness;
+    let text =
+        std::fs::read_to_string(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
+    let raw: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", a.input.display()))?;
+    let host = raw["machine"]["host"]
+        .as_str()
+        .unwrap_or("host")
+        .to_string();
+    let date = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "today".into());
+    let stem = format!("{date}-{host}");
+    std::fs::create_dir_all(&a.dir).map_err(|e| format!("{}: {e}", a.dir.display()))?;
+    let svg = format!("{stem}.svg");
+    let md = harness::render_markdown(&raw, &svg);
+    for (name, body) in [
+        (format!("{stem}.md"), md.clone()),
+        (svg.clone(), harness::render_svg(&raw)),
+        (format!("{stem}.json"), text.clone()),
+    ] {
+        let p = a.dir.join(&name);
+        std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    println!("{md}");
+    println!("report: {}", a.dir.join(format!("{stem}.md")).display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Rr(a) => rr(a),
         Cmd::KernelEcho(a) => kernel_echo(a),
         Cmd::UdpRr(a) => udp_rr(a),
+        Cmd::Crr(a) => resolve(&a.target)
+            .and_then(|t| sixstack_bench::run_crr(t, a.secs, a.warmup))
+            .map(|r| print_report(&r, a.json)),
+        Cmd::Bulk(a) => resolve(&a.target)
+            .and_then(|t| sixstack_bench::run_bulk(t, a.secs, a.warmup))
+            .map(|r| print_report(&r, a.json)),
+        Cmd::Run(a) => bench_run(a),
+        Cmd::Report(a) => bench_report(a),
     };
     match res {
         Ok(code) => code,

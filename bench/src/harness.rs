@@ -1,0 +1,666 @@
+//! `sixstack-bench run` and `report`: the same workloads against the Linux kernel's stack
+//! and against sixstack (AF_XDP and TAP) on the lab link, in one session, interleaved
+//! (round by round: kernel, sixstack-xdp, sixstack-tap, ...), every server pinned to the
+//! same core and every client to another, with CPU accounting for each run. `report` turns
+//! the raw runs into medians, ratios against the kernel, a Markdown table and an SVG chart.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+/// A server under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// The Linux kernel's stack: `sixstack-bench kernel-echo` in the appliance namespace.
+    Kernel,
+    /// sixstack over AF_XDP on the veth lab.
+    Xdp,
+    /// sixstack over TAP.
+    Tap,
+}
+
+impl Server {
+    /// Name used in results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::Kernel => "kernel",
+            Server::Xdp => "sixstack-xdp",
+            Server::Tap => "sixstack-tap",
+        }
+    }
+
+    fn target(self) -> &'static str {
+        match self {
+            Server::Kernel => "10.77.0.3",
+            Server::Xdp => "10.77.0.2",
+            Server::Tap => "10.78.0.2",
+        }
+    }
+
+    fn client_ns(self) -> &'static str {
+        match self {
+            Server::Tap => "sixtap",
+            _ => "sixpeer",
+        }
+    }
+}
+
+/// One workload: the client subcommand and its arguments (the target is added).
+#[derive(Debug, Clone)]
+pub struct Workload {
+    /// Name in results.
+    pub name: &'static str,
+    /// Client arguments.
+    pub args: Vec<&'static str>,
+    /// Server port: 7 (echo) or 9 (discard).
+    pub port: u16,
+}
+
+/// The standard workloads; `all` adds the slow ones (10 000 idle connections).
+pub fn workloads(all: bool) -> Vec<Workload> {
+    let mut w = vec![
+        Workload {
+            name: "tcp_rr_1B_1conn",
+            args: vec!["rr", "--size", "1", "--conns", "1"],
+            port: 7,
+        },
+        Workload {
+            name: "tcp_rr_1KB_100conn",
+            args: vec!["rr", "--size", "1024", "--conns", "100"],
+            port: 7,
+        },
+        Workload {
+            name: "udp_rr_64B",
+            args: vec!["udp-rr", "--size", "64"],
+            port: 7,
+        },
+        Workload {
+            name: "udp_rr_1KB",
+            args: vec!["udp-rr", "--size", "1024"],
+            port: 7,
+        },
+        Workload {
+            name: "tcp_connect_request_close",
+            args: vec!["crr"],
+            port: 7,
+        },
+        Workload {
+            name: "tcp_bulk_1stream",
+            args: vec!["bulk"],
+            port: 9,
+        },
+    ];
+    if all {
+        w.push(Workload {
+            name: "tcp_rr_1B_10k_idle",
+            args: vec!["rr", "--size", "1", "--conns", "1", "--idle", "10000"],
+            port: 7,
+        });
+    }
+    w
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The `sixstack` binary.
+    pub sixstack: PathBuf,
+    /// This binary (clients and the kernel server are run as subprocesses of it).
+    pub me: PathBuf,
+    /// Rounds per workload and server.
+    pub rounds: usize,
+    /// Measured seconds per run.
+    pub secs: f64,
+    /// Warmup seconds per run.
+    pub warmup: f64,
+    /// Workloads.
+    pub workloads: Vec<Workload>,
+    /// Servers.
+    pub servers: Vec<Server>,
+    /// Where to write the raw results (JSON).
+    pub out: PathBuf,
+}
+
+fn sh(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// CPU seconds (user + system) a process and its threads used so far.
+fn proc_cpu(pid: u32) -> f64 {
+    let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let Some(rest) = s.rfind(')').map(|i| &s[i + 2..]) else {
+        return 0.0;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 (1-based), i.e. 11 and 12 after the state.
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    100.0
+}
+
+/// Softirq seconds spent on `core` so far (/proc/stat), where the kernel does its
+/// receive work for the frames the pinned server takes.
+fn softirq(core: usize) -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let tag = format!("cpu{core} ");
+    s.lines()
+        .find(|l| l.starts_with(&tag))
+        .and_then(|l| l.split_whitespace().nth(7))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(0.0, |t| t / clock_ticks())
+}
+
+/// Busy seconds of every shard, from a running appliance's control socket.
+fn shard_busy(sixstack: &Path, socket: &str) -> f64 {
+    let Ok(out) = sh(Command::new(sixstack).args(["stats", "--json", "--socket", socket])) else {
+        return 0.0;
+    };
+    serde_json::from_str::<Value>(&out)
+        .ok()
+        .and_then(|v| {
+            v["shards"].as_array().map(|a| {
+                a.iter()
+                    .map(|s| s["busy_ns"].as_f64().unwrap_or(0.0))
+                    .sum::<f64>()
+                    / 1e9
+            })
+        })
+        .unwrap_or(0.0)
+}
+
+struct Running {
+    child: Child,
+    socket: Option<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // SIGTERM: the appliance drains and removes its XDP program.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The labs and servers of one session; everything is removed when dropped.
+struct Session {
+    sixstack: PathBuf,
+    servers: Vec<(Server, Running)>,
+    labs: Vec<&'static str>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.servers.clear();
+        for lab in &self.labs {
+            let mut c = Command::new(&self.sixstack);
+            c.args(["lab", "down"]);
+            if *lab == "tap" {
+                c.arg("--tap");
+            }
+            let _ = c.stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+fn appliance_config(server: Server, socket: &str) -> String {
+    let (name, driver, ns, addr) = match server {
+        Server::Tap => ("sixtap0", "tap", "sixtap", "10.78.0.2"),
+        _ => ("six0", "af_xdp", "sixapp", "10.77.0.2"),
+    };
+    format!(
+        "[interface]\nname = \"{name}\"\ndriver = \"{driver}\"\nnetns = \"{ns}\"\ncores = [1]\n\n\
+         [addresses]\nipv4 = \"{addr}/24\"\n\n[tcp]\nbacklog = 512\n\n[control]\nsocket = \"{socket}\"\n\n\
+         [[service]]\nkind = \"echo\"\nport = 7\n\n[[service]]\nkind = \"discard\"\nport = 9\nproto = \"tcp\"\n"
+    )
+}
+
+fn start(plan: &Plan) -> Result<Session, String> {
+    let mut session = Session {
+        sixstack: plan.sixstack.clone(),
+        servers: Vec::new(),
+        labs: Vec::new(),
+    };
+    let veth = plan.servers.iter().any(|s| *s != Server::Tap);
+    let tap = plan.servers.contains(&Server::Tap);
+    if veth {
+        let _ = sh(Command::new(&plan.sixstack).args(["lab", "down"]));
+        // One queue: one shard on one core, the same as the kernel server gets.
+        sh(Command::new(&plan.sixstack).args(["lab", "up", "--queues", "1"]))?;
+        session.labs.push("veth");
+    }
+    if tap {
+        let _ = sh(Command::new(&plan.sixstack).args(["lab", "down", "--tap"]));
+        sh(Command::new(&plan.sixstack).args(["lab", "up", "--tap"]))?;
+        session.labs.push("tap");
+    }
+    for &server in &plan.servers {
+        let running = match server {
+            Server::Kernel => {
+                let child = Command::new("ip")
+                    .args(["netns", "exec", "sixapp"])
+                    .arg(&plan.me)
+                    .args([
+                        "kernel-echo",
+                        "--listen",
+                        "10.77.0.3:7",
+                        "--discard",
+                        "9",
+                        "--pin",
+                        "1",
+                    ])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("kernel-echo: {e}"))?;
+                Running {
+                    child,
+                    socket: None,
+                }
+            }
+            Server::Xdp | Server::Tap => {
+                let socket = format!("/run/sixstack/bench-{}.sock", server.name());
+                let cfg =
+                    std::env::temp_dir().join(format!("sixstack-bench-{}.toml", server.name()));
+                std::fs::write(&cfg, appliance_config(server, &socket))
+                    .map_err(|e| format!("{}: {e}", cfg.display()))?;
+                let child = Command::new(&plan.sixstack)
+                    .args(["run", "--config"])
+                    .arg(&cfg)
+                    .env("RUST_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("sixstack run: {e}"))?;
+                let r = Running {
+                    child,
+                    socket: Some(socket.clone()),
+                };
+                let t = Instant::now();
+                while !Path::new(&socket).exists() {
+                    if t.elapsed() > Duration::from_secs(20) {
+                        return Err(format!("{} did not start", server.name()));
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                r
+            }
+        };
+        session.servers.push((server, running));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    Ok(session)
+}
+
+/// Runs every workload against every server, `rounds` times, interleaved; writes the raw
+/// results to `plan.out` and returns them.
+pub fn run(plan: &Plan) -> Result<Value, String> {
+    let session = start(plan)?;
+    let mut runs = Vec::new();
+    let secs = plan.secs.to_string();
+    let warmup = plan.warmup.to_string();
+    for round in 0..plan.rounds {
+        for w in &plan.workloads {
+            for (server, running) in &session.servers {
+                let target = format!("{}:{}", server.target(), w.port);
+                let pid = running.child.id();
+                let cpu0 = proc_cpu(pid);
+                let soft0 = softirq(1);
+                let busy0 = running
+                    .socket
+                    .as_deref()
+                    .map_or(0.0, |s| shard_busy(&plan.sixstack, s));
+                let t = Instant::now();
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", server.client_ns(), "taskset", "-c", "0"])
+                    .arg(&plan.me)
+                    .args(&w.args)
+                    .args([
+                        "--target", &target, "--secs", &secs, "--warmup", &warmup, "--json",
+                    ]);
+                let out = cmd.output().map_err(|e| format!("client: {e}"))?;
+                let wall = t.elapsed().as_secs_f64();
+                let cpu = proc_cpu(pid) - cpu0;
+                let soft = softirq(1) - soft0;
+                let busy = running
+                    .socket
+                    .as_deref()
+                    .map_or(0.0, |s| shard_busy(&plan.sixstack, s))
+                    - busy0;
+                let text = String::from_utf8_lossy(&out.stdout);
+                let result: Value = serde_json::from_str(text.trim()).unwrap_or_else(
+                    |_| json!({"error": String::from_utf8_lossy(&out.stderr).trim().to_string()}),
+                );
+                eprintln!(
+                    "round {} {} {}: {:.0}/s",
+                    round + 1,
+                    w.name,
+                    server.name(),
+                    result["tps"].as_f64().unwrap_or(0.0)
+                );
+                runs.push(json!({
+                    "round": round + 1,
+                    "workload": w.name,
+                    "server": server.name(),
+                    "result": result,
+                    "server_cpu_s": cpu,
+                    "server_core_softirq_s": soft,
+                    "shard_busy_s": busy,
+                    "wall_s": wall,
+                }));
+            }
+        }
+    }
+    drop(session);
+    let host = sh(&mut Command::new("hostname")).unwrap_or_default();
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = sh(Command::new("uname").arg("-r")).unwrap_or_default();
+    let all = json!({
+        "machine": {
+            "host": host.trim(),
+            "cpu": cpu_model,
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "kernel": kernel.trim(),
+        },
+        "secs": plan.secs,
+        "rounds": plan.rounds,
+        "pinning": "servers on core 1, clients on core 0",
+        "runs": runs,
+    });
+    if let Some(dir) = plan.out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(
+        &plan.out,
+        serde_json::to_string_pretty(&all).unwrap_or_default(),
+    )
+    .map_err(|e| format!("{}: {e}", plan.out.display()))?;
+    Ok(all)
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// Medians per (workload, server) of: rate, p50, p99, CPU µs per transaction.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cell {
+    /// Transactions (or 64 KiB blocks, for bulk) per second.
+    pub rate: f64,
+    /// Median latency, µs.
+    pub p50: f64,
+    /// 99th percentile latency, µs.
+    pub p99: f64,
+    /// Server CPU (process user+system, plus the server core's softirq) per transaction, µs.
+    pub cpu_us: f64,
+    /// For sixstack: shard busy time per transaction, µs (0 for the kernel).
+    pub busy_us: f64,
+    /// Gbit/s (bulk only).
+    pub gbps: f64,
+    /// Runs with errors.
+    pub failed: usize,
+}
+
+/// Folds raw runs into medians.
+pub fn summarize(raw: &Value) -> BTreeMap<(String, String), Cell> {
+    let mut groups: BTreeMap<(String, String), Vec<&Value>> = BTreeMap::new();
+    for r in raw["runs"].as_array().into_iter().flatten() {
+        let k = (
+            r["workload"].as_str().unwrap_or("").to_string(),
+            r["server"].as_str().unwrap_or("").to_string(),
+        );
+        groups.entry(k).or_default().push(r);
+    }
+    groups
+        .into_iter()
+        .map(|(k, runs)| {
+            let ok: Vec<&&Value> = runs
+                .iter()
+                .filter(|r| r["result"]["errors"].as_u64() == Some(0))
+                .collect();
+            let f = |get: &dyn Fn(&Value) -> f64| {
+                median(ok.iter().map(|r| get(r)).collect()).unwrap_or(0.0)
+            };
+            let per_tx = |r: &Value, v: f64| {
+                let tx = r["result"]["transactions"].as_f64().unwrap_or(0.0);
+                if tx > 0.0 {
+                    v * 1e6 / tx
+                } else {
+                    0.0
+                }
+            };
+            let cell = Cell {
+                rate: f(&|r| r["result"]["tps"].as_f64().unwrap_or(0.0)),
+                p50: f(&|r| r["result"]["latency_us"]["p50"].as_f64().unwrap_or(0.0)),
+                p99: f(&|r| r["result"]["latency_us"]["p99"].as_f64().unwrap_or(0.0)),
+                cpu_us: f(&|r| {
+                    per_tx(
+                        r,
+                        r["server_cpu_s"].as_f64().unwrap_or(0.0)
+                            + r["server_core_softirq_s"].as_f64().unwrap_or(0.0),
+                    )
+                }),
+                busy_us: f(&|r| per_tx(r, r["shard_busy_s"].as_f64().unwrap_or(0.0))),
+                gbps: f(&|r| {
+                    r["result"]["tps"].as_f64().unwrap_or(0.0)
+                        * r["result"]["size"].as_f64().unwrap_or(0.0)
+                        * 8.0
+                        / 1e9
+                }),
+                failed: runs.len() - ok.len(),
+            };
+            (k, cell)
+        })
+        .collect()
+}
+
+/// Reads one figure out of a summary cell.
+type Metric = fn(&Cell) -> f64;
+
+/// The Markdown report.
+pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
+    let cells = summarize(raw);
+    let m = &raw["machine"];
+    let mut s = String::new();
+    let _ = writeln!(s, "# sixstack vs the Linux kernel\n");
+    let _ = writeln!(
+        s,
+        "Machine: {} ({} cores, {}), kernel {}. {} rounds of {} s per workload and server, \
+         interleaved; {}. Medians. Ratio = sixstack-xdp ÷ kernel (for latency and CPU, lower \
+         is better).\n",
+        m["host"].as_str().unwrap_or("?"),
+        m["cores"],
+        m["cpu"].as_str().unwrap_or("?"),
+        m["kernel"].as_str().unwrap_or("?"),
+        raw["rounds"],
+        raw["secs"],
+        raw["pinning"].as_str().unwrap_or("")
+    );
+    let _ = writeln!(
+        s,
+        "| workload | metric | kernel | sixstack-xdp | sixstack-tap | ratio |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
+    let workloads: Vec<String> = {
+        let mut v: Vec<String> = cells.keys().map(|(w, _)| w.clone()).collect();
+        v.dedup();
+        v
+    };
+    for w in &workloads {
+        let get = |srv: &str| cells.get(&(w.clone(), srv.to_string())).cloned();
+        let (k, x, t) = (get("kernel"), get("sixstack-xdp"), get("sixstack-tap"));
+        let bulk = w.contains("bulk");
+        let metrics: Vec<(&str, Metric)> = if bulk {
+            vec![
+                ("Gbit/s", |c| c.gbps),
+                ("server CPU µs / 64 KiB", |c| c.cpu_us),
+            ]
+        } else {
+            vec![
+                ("per second", |c| c.rate),
+                ("p50 µs", |c| c.p50),
+                ("p99 µs", |c| c.p99),
+                ("server CPU µs / tx", |c| c.cpu_us),
+                ("shard busy µs / tx", |c| c.busy_us),
+            ]
+        };
+        for (name, f) in metrics {
+            let fmt = |c: &Option<Cell>| match c {
+                Some(c) if c.failed > 0 && f(c) == 0.0 => "failed".to_string(),
+                Some(c) => format!("{:.2}", f(c)),
+                None => "-".to_string(),
+            };
+            let ratio = match (&k, &x) {
+                (Some(k), Some(x)) if f(k) > 0.0 => format!("{:.2}×", f(x) / f(k)),
+                _ => "-".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "| {w} | {name} | {} | {} | {} | {ratio} |",
+                fmt(&k),
+                fmt(&x),
+                fmt(&t)
+            );
+        }
+    }
+    let _ = writeln!(s, "\n![throughput]({svg_name})\n");
+    let _ = writeln!(
+        s,
+        "Server CPU is the server process's user+system time plus the softirq time of the \
+         server's core over the run; shard busy time is the time sixstack's shards spent in \
+         rounds that did work (a busy-polling shard's spinning is in the CPU figure, not in \
+         busy time). On veth the kernel's receive work for a frame runs in the sender's \
+         softirq (the client's core), so the kernel server's CPU here is a lower bound."
+    );
+    s
+}
+
+/// A bar chart of each workload's rate, normalised to the kernel's (SVG).
+pub fn render_svg(raw: &Value) -> String {
+    let cells = summarize(raw);
+    let mut workloads: Vec<String> = cells.keys().map(|(w, _)| w.clone()).collect();
+    workloads.dedup();
+    let servers = ["kernel", "sixstack-xdp", "sixstack-tap"];
+    let colors = ["#777777", "#1f77b4", "#ff7f0e"];
+    let (w, row) = (760.0, 34.0);
+    let h = 60.0 + row * workloads.len() as f64;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"10\" y=\"20\">rate relative to the kernel (1.0 = kernel)</text>\n"
+    );
+    for (i, (name, color)) in servers.iter().zip(colors).enumerate() {
+        let _ = writeln!(
+            s,
+            "<rect x=\"{}\" y=\"30\" width=\"10\" height=\"10\" fill=\"{color}\"/><text x=\"{}\" y=\"39\">{name}</text>",
+            400 + i * 120,
+            414 + i * 120
+        );
+    }
+    let scale = 120.0;
+    for (i, wl) in workloads.iter().enumerate() {
+        let y = 50.0 + row * i as f64;
+        let _ = writeln!(s, "<text x=\"10\" y=\"{}\">{wl}</text>", y + 20.0);
+        let base = cells
+            .get(&(wl.clone(), "kernel".to_string()))
+            .map(|c| if wl.contains("bulk") { c.gbps } else { c.rate })
+            .unwrap_or(0.0);
+        for (j, (srv, color)) in servers.iter().zip(colors).enumerate() {
+            let v = cells
+                .get(&(wl.clone(), srv.to_string()))
+                .map(|c| if wl.contains("bulk") { c.gbps } else { c.rate })
+                .unwrap_or(0.0);
+            let rel = if base > 0.0 { v / base } else { 0.0 };
+            let _ = writeln!(
+                s,
+                "<rect x=\"230\" y=\"{}\" width=\"{:.1}\" height=\"9\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{}\">{rel:.2}</text>",
+                y + 5.0 + 9.0 * j as f64,
+                (rel * scale).min(500.0),
+                235.0 + (rel * scale).min(500.0),
+                y + 13.0 + 9.0 * j as f64
+            );
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn raw() -> Value {
+        let run = |srv: &str, tps: f64, round: u32| {
+            json!({"round": round, "workload": "tcp_rr_1B_1conn", "server": srv,
+                   "result": {"tps": tps, "transactions": tps * 5.0, "errors": 0, "size": 1,
+                              "latency_us": {"p50": 1e6 / tps, "p99": 2e6 / tps}},
+                   "server_cpu_s": 5.0, "server_core_softirq_s": 0.0, "shard_busy_s": 1.0, "wall_s": 6.0})
+        };
+        json!({"machine": {"host": "h", "cores": 2, "cpu": "c", "kernel": "k"}, "secs": 5, "rounds": 3,
+               "pinning": "p", "runs": [run("kernel", 10000.0, 1), run("sixstack-xdp", 30000.0, 1),
+               run("kernel", 12000.0, 2), run("sixstack-xdp", 33000.0, 2), run("kernel", 11000.0, 3),
+               run("sixstack-xdp", 31000.0, 3)]})
+    }
+
+    #[test]
+    fn medians_and_ratios() {
+        let cells = summarize(&raw());
+        let k = &cells[&("tcp_rr_1B_1conn".to_string(), "kernel".to_string())];
+        let x = &cells[&("tcp_rr_1B_1conn".to_string(), "sixstack-xdp".to_string())];
+        assert_eq!(k.rate, 11000.0);
+        assert_eq!(x.rate, 31000.0);
+        let md = render_markdown(&raw(), "x.svg");
+        assert!(
+            md.contains("| tcp_rr_1B_1conn | per second | 11000.00 | 31000.00 | - | 2.82× |"),
+            "{md}"
+        );
+        let svg = render_svg(&raw());
+        assert!(svg.starts_with("<svg") && svg.contains("2.82"));
+    }
+}
