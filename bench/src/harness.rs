@@ -69,6 +69,21 @@ pub fn workloads(all: bool) -> Vec<Workload> {
             port: 7,
         },
         Workload {
+            name: "tcp_rr_1B_10conn",
+            args: vec!["rr", "--size", "1", "--conns", "10"],
+            port: 7,
+        },
+        Workload {
+            name: "tcp_rr_1B_100conn",
+            args: vec!["rr", "--size", "1", "--conns", "100"],
+            port: 7,
+        },
+        Workload {
+            name: "tcp_rr_1B_1000conn",
+            args: vec!["rr", "--size", "1", "--conns", "1000"],
+            port: 7,
+        },
+        Workload {
             name: "tcp_rr_1KB_100conn",
             args: vec!["rr", "--size", "1024", "--conns", "100"],
             port: 7,
@@ -92,6 +107,16 @@ pub fn workloads(all: bool) -> Vec<Workload> {
             name: "tcp_bulk_1stream",
             args: vec!["bulk"],
             port: 9,
+        },
+        Workload {
+            name: "tcp_bulk_4streams",
+            args: vec!["bulk", "--streams", "4"],
+            port: 9,
+        },
+        Workload {
+            name: "tcp_rr_1B_1conn_open_loop_10k",
+            args: vec!["open-loop", "--rate", "10000"],
+            port: 7,
         },
     ];
     if all {
@@ -244,7 +269,7 @@ fn appliance_config(server: Server, socket: &str) -> String {
     )
 }
 
-fn start(plan: &Plan) -> Result<Session, String> {
+fn start_labs(plan: &Plan) -> Result<Session, String> {
     let mut session = Session {
         sixstack: plan.sixstack.clone(),
         servers: Vec::new(),
@@ -263,6 +288,10 @@ fn start(plan: &Plan) -> Result<Session, String> {
         sh(Command::new(&plan.sixstack).args(["lab", "up", "--tap"]))?;
         session.labs.push("tap");
     }
+    Ok(session)
+}
+
+fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
     for &server in &plan.servers {
         let running = match server {
             Server::Kernel => {
@@ -318,13 +347,46 @@ fn start(plan: &Plan) -> Result<Session, String> {
         session.servers.push((server, running));
     }
     std::thread::sleep(Duration::from_millis(500));
-    Ok(session)
+    Ok(())
 }
 
 /// Runs every workload against every server, `rounds` times, interleaved; writes the raw
 /// results to `plan.out` and returns them.
 pub fn run(plan: &Plan) -> Result<Value, String> {
-    let session = start(plan)?;
+    let mut session = start_labs(plan)?;
+    // The link's own limit, measured before any server holds the queue.
+    let mut ceiling = json!(null);
+    if plan.servers.contains(&Server::Xdp) {
+        let mut c = serde_json::Map::new();
+        for len in [64usize, 1514] {
+            let r = crate::ceiling::measure(&crate::ceiling::CeilingPlan {
+                tx_ns: "sixpeer".into(),
+                tx_if: "six0p".into(),
+                rx_ns: "sixapp".into(),
+                rx_if: "six0".into(),
+                dst: std::net::Ipv4Addr::new(10, 77, 0, 9),
+                frame_len: len,
+                secs: plan.secs,
+            });
+            match r {
+                Ok(r) => {
+                    eprintln!(
+                        "XSK->XSK ceiling, {len}-byte frames: {:.0}/s received",
+                        r.received_per_s
+                    );
+                    c.insert(format!("frames{len}_per_s"), json!(r.received_per_s));
+                }
+                Err(e) => {
+                    eprintln!("XSK->XSK ceiling, {len}-byte frames: {e}");
+                    c.insert(format!("frames{len}_error"), json!(e));
+                }
+            }
+            // Let the queue be bound again (a closed XSK can answer EBUSY for a moment).
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        ceiling = Value::Object(c);
+    }
+    start_servers(plan, &mut session)?;
     let mut runs = Vec::new();
     let secs = plan.secs.to_string();
     let warmup = plan.warmup.to_string();
@@ -402,6 +464,7 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
         "secs": plan.secs,
         "rounds": plan.rounds,
         "pinning": "servers on core 1, clients on core 0",
+        "ceiling": ceiling,
         "runs": runs,
     });
     if let Some(dir) = plan.out.parent() {
@@ -435,8 +498,12 @@ pub struct Cell {
     pub rate: f64,
     /// Median latency, µs.
     pub p50: f64,
+    /// 90th percentile latency, µs.
+    pub p90: f64,
     /// 99th percentile latency, µs.
     pub p99: f64,
+    /// 99.9th percentile latency, µs.
+    pub p999: f64,
     /// Server CPU (process user+system, plus the server core's softirq) per transaction, µs.
     pub cpu_us: f64,
     /// For sixstack: shard busy time per transaction, µs (0 for the kernel).
@@ -478,7 +545,9 @@ pub fn summarize(raw: &Value) -> BTreeMap<(String, String), Cell> {
             let cell = Cell {
                 rate: f(&|r| r["result"]["tps"].as_f64().unwrap_or(0.0)),
                 p50: f(&|r| r["result"]["latency_us"]["p50"].as_f64().unwrap_or(0.0)),
+                p90: f(&|r| r["result"]["latency_us"]["p90"].as_f64().unwrap_or(0.0)),
                 p99: f(&|r| r["result"]["latency_us"]["p99"].as_f64().unwrap_or(0.0)),
+                p999: f(&|r| r["result"]["latency_us"]["p99_9"].as_f64().unwrap_or(0.0)),
                 cpu_us: f(&|r| {
                     per_tx(
                         r,
@@ -569,7 +638,39 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
             );
         }
     }
-    let _ = writeln!(s, "\n![throughput]({svg_name})\n");
+    let c = &raw["ceiling"];
+    if let Some(c64) = c["frames64_per_s"].as_f64() {
+        let _ = writeln!(
+            s,
+            "\n**Link ceiling** (AF_XDP socket to AF_XDP socket across the veth, no stack): \
+             {:.0} frames/s at 64 bytes, {:.0} frames/s at 1514 bytes.\n",
+            c64,
+            c["frames1514_per_s"].as_f64().unwrap_or(0.0)
+        );
+        let _ = writeln!(
+            s,
+            "| sixstack-xdp workload | stack frames/s | fraction of the ceiling |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|");
+        for (w, cell) in cells.iter().filter(|((_, srv), _)| srv == "sixstack-xdp") {
+            let w = &w.0;
+            let (frames, ceil) = if w.contains("bulk") {
+                (
+                    cell.gbps * 1e9 / 8.0 / 1514.0,
+                    c["frames1514_per_s"].as_f64().unwrap_or(0.0),
+                )
+            } else if w.starts_with("udp") {
+                // One datagram in, one out per transaction.
+                (2.0 * cell.rate, c64)
+            } else {
+                continue;
+            };
+            if ceil > 0.0 {
+                let _ = writeln!(s, "| {w} | {frames:.0} | {:.2} |", frames / ceil);
+            }
+        }
+    }
+    let _ = writeln!(s, "\n![throughput and latency]({svg_name})\n");
     let _ = writeln!(
         s,
         "Server CPU is the server process's user+system time plus the softirq time of the \
@@ -581,18 +682,28 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
     s
 }
 
-/// A bar chart of each workload's rate, normalised to the kernel's (SVG).
+/// The report's figure (SVG): each workload's rate relative to the kernel, throughput
+/// against connection count, and the 1-connection latency distribution (percentiles).
 pub fn render_svg(raw: &Value) -> String {
     let cells = summarize(raw);
     let mut workloads: Vec<String> = cells.keys().map(|(w, _)| w.clone()).collect();
     workloads.dedup();
     let servers = ["kernel", "sixstack-xdp", "sixstack-tap"];
     let colors = ["#777777", "#1f77b4", "#ff7f0e"];
+    let value = |wl: &str, srv: &str| {
+        cells
+            .get(&(wl.to_string(), srv.to_string()))
+            .map(|c| if wl.contains("bulk") { c.gbps } else { c.rate })
+            .unwrap_or(0.0)
+    };
     let (w, row) = (760.0, 34.0);
-    let h = 60.0 + row * workloads.len() as f64;
+    let bars_h = 60.0 + row * workloads.len() as f64;
+    let panel_h = 260.0;
+    let h = bars_h + 2.0 * panel_h + 40.0;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
-         <text x=\"10\" y=\"20\">rate relative to the kernel (1.0 = kernel)</text>\n"
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
+         <text x=\"10\" y=\"20\" font-weight=\"bold\">rate relative to the kernel (1.0 = kernel)</text>\n"
     );
     for (i, (name, color)) in servers.iter().zip(colors).enumerate() {
         let _ = writeln!(
@@ -606,16 +717,13 @@ pub fn render_svg(raw: &Value) -> String {
     for (i, wl) in workloads.iter().enumerate() {
         let y = 50.0 + row * i as f64;
         let _ = writeln!(s, "<text x=\"10\" y=\"{}\">{wl}</text>", y + 20.0);
-        let base = cells
-            .get(&(wl.clone(), "kernel".to_string()))
-            .map(|c| if wl.contains("bulk") { c.gbps } else { c.rate })
-            .unwrap_or(0.0);
+        let base = value(wl, "kernel");
         for (j, (srv, color)) in servers.iter().zip(colors).enumerate() {
-            let v = cells
-                .get(&(wl.clone(), srv.to_string()))
-                .map(|c| if wl.contains("bulk") { c.gbps } else { c.rate })
-                .unwrap_or(0.0);
-            let rel = if base > 0.0 { v / base } else { 0.0 };
+            let rel = if base > 0.0 {
+                value(wl, srv) / base
+            } else {
+                0.0
+            };
             let _ = writeln!(
                 s,
                 "<rect x=\"230\" y=\"{}\" width=\"{:.1}\" height=\"9\" fill=\"{color}\"/><text x=\"{:.1}\" y=\"{}\">{rel:.2}</text>",
@@ -626,8 +734,135 @@ pub fn render_svg(raw: &Value) -> String {
             );
         }
     }
+    // Panel 2: transactions/s against connections (1-byte request/response).
+    let conns = [1u32, 10, 100, 1000];
+    let series: Vec<Vec<(f64, f64)>> = servers
+        .iter()
+        .map(|srv| {
+            conns
+                .iter()
+                .filter_map(|&c| {
+                    let v = value(&format!("tcp_rr_1B_{c}conn"), srv);
+                    (v > 0.0).then_some((f64::from(c), v))
+                })
+                .collect()
+        })
+        .collect();
+    let top = bars_h + 20.0;
+    line_panel(
+        &mut s,
+        top,
+        "transactions/s against connections (1-byte TCP request/response)",
+        "connections (log)",
+        &series,
+        &colors,
+        true,
+    );
+    // Panel 3: latency percentiles of the 1-connection request/response.
+    let pct = [50.0, 90.0, 99.0, 99.9];
+    let series: Vec<Vec<(f64, f64)>> = servers
+        .iter()
+        .map(|srv| {
+            cells
+                .get(&("tcp_rr_1B_1conn".to_string(), srv.to_string()))
+                .map(|c| {
+                    [c.p50, c.p90, c.p99, c.p999]
+                        .iter()
+                        .zip(pct)
+                        .filter(|(v, _)| **v > 0.0)
+                        .map(|(v, p)| (*v, p))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+        .collect();
+    line_panel(
+        &mut s,
+        top + panel_h + 20.0,
+        "latency distribution, 1 connection (x: µs, y: percentile)",
+        "latency µs (log)",
+        &series,
+        &colors,
+        true,
+    );
     s.push_str("</svg>\n");
     s
+}
+
+/// One line chart, x on a log scale when `logx`.
+fn line_panel(
+    s: &mut String,
+    top: f64,
+    title: &str,
+    xlabel: &str,
+    series: &[Vec<(f64, f64)>],
+    colors: &[&str],
+    logx: bool,
+) {
+    let (x0, y0, pw, ph) = (70.0, top + 30.0, 640.0, 190.0);
+    let _ = writeln!(
+        s,
+        "<text x=\"10\" y=\"{}\" font-weight=\"bold\">{title}</text>",
+        top + 14.0
+    );
+    let pts: Vec<(f64, f64)> = series.iter().flatten().copied().collect();
+    if pts.is_empty() {
+        let _ = writeln!(s, "<text x=\"{x0}\" y=\"{}\">no data</text>", y0 + 20.0);
+        return;
+    }
+    let fx = |x: f64| if logx { x.max(1e-9).log10() } else { x };
+    let (mut xmin, mut xmax) = (f64::MAX, f64::MIN);
+    let mut ymax: f64 = 0.0;
+    for &(x, y) in &pts {
+        xmin = xmin.min(fx(x));
+        xmax = xmax.max(fx(x));
+        ymax = ymax.max(y);
+    }
+    if xmax <= xmin {
+        xmax = xmin + 1.0;
+    }
+    let ymax = if ymax > 0.0 { ymax * 1.1 } else { 1.0 };
+    let px = |x: f64| x0 + (fx(x) - xmin) / (xmax - xmin) * pw;
+    let py = |y: f64| y0 + ph - y / ymax * ph;
+    let _ = writeln!(
+        s,
+        "<rect x=\"{x0}\" y=\"{y0}\" width=\"{pw}\" height=\"{ph}\" fill=\"none\" stroke=\"#ccc\"/>\n\
+         <text x=\"{}\" y=\"{}\">{xlabel}</text><text x=\"5\" y=\"{}\">{ymax:.0}</text><text x=\"5\" y=\"{}\">0</text>",
+        x0 + pw / 2.0 - 40.0,
+        y0 + ph + 28.0,
+        y0 + 10.0,
+        y0 + ph
+    );
+    for &(x, _) in &pts {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"10\">{x:.0}</text>",
+            px(x) - 8.0,
+            y0 + ph + 13.0
+        );
+    }
+    for (line, color) in series.iter().zip(colors) {
+        if line.is_empty() {
+            continue;
+        }
+        let path: Vec<String> = line
+            .iter()
+            .map(|&(x, y)| format!("{:.1},{:.1}", px(x), py(y)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"2\"/>",
+            path.join(" ")
+        );
+        for &(x, y) in line {
+            let _ = writeln!(
+                s,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{color}\"/>",
+                px(x),
+                py(y)
+            );
+        }
+    }
 }
 
 #[cfg(test)]

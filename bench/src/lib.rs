@@ -7,6 +7,7 @@
 //! * [`rr::run_udp_rr`]: UDP request/response, one datagram in flight.
 //! * [`echo_server::EchoServer`]: epoll TCP + UDP echo on one port.
 
+pub mod ceiling;
 pub mod echo_server;
 pub mod harness;
 pub mod rr;
@@ -19,7 +20,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 pub use echo_server::{EchoOptions, EchoServer, EchoStats};
 pub use rr::{run_tcp_rr, run_udp_rr, RrConfig, UdpRrConfig};
 pub use stats::Report;
-pub use stream::{discard_server, run_bulk, run_crr};
+pub use stream::{discard_server, run_bulk, run_bulk_streams, run_crr, run_open_loop};
 
 /// Resolves `ADDR:PORT` (`10.0.0.2:7`, `[fd77::2]:7`, `localhost:7`) to one address.
 pub fn resolve(addr: &str) -> Result<SocketAddr, String> {

@@ -32,8 +32,11 @@ enum Cmd {
     UdpRr(UdpRrArgs),
     /// TCP connect/request/close: a new connection per 1-byte transaction.
     Crr(SimpleArgs),
-    /// One TCP stream of 64 KiB writes into a discard server.
-    Bulk(SimpleArgs),
+    /// TCP streams of 64 KiB writes into a discard server.
+    Bulk(BulkArgs),
+    /// Open-loop TCP request/response at a fixed rate, latency from each request's due
+    /// time (corrects coordinated omission).
+    OpenLoop(OpenLoopArgs),
     /// Every workload against the kernel and sixstack (AF_XDP, TAP) on the lab link,
     /// interleaved; writes the raw results (needs root).
     Run(RunArgs),
@@ -55,6 +58,27 @@ struct SimpleArgs {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct BulkArgs {
+    #[command(flatten)]
+    common: SimpleArgs,
+    /// Parallel streams.
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
+}
+
+#[derive(Debug, Args)]
+struct OpenLoopArgs {
+    #[command(flatten)]
+    common: SimpleArgs,
+    /// Requests per second.
+    #[arg(long)]
+    rate: f64,
+    /// Request (= response) size in bytes.
+    #[arg(long, default_value_t = 1)]
+    size: usize,
 }
 
 #[derive(Debug, Args)]
@@ -357,9 +381,16 @@ fn main() -> ExitCode {
         Cmd::Crr(a) => resolve(&a.target)
             .and_then(|t| sixstack_bench::run_crr(t, a.secs, a.warmup))
             .map(|r| print_report(&r, a.json)),
-        Cmd::Bulk(a) => resolve(&a.target)
-            .and_then(|t| sixstack_bench::run_bulk(t, a.secs, a.warmup))
-            .map(|r| print_report(&r, a.json)),
+        Cmd::Bulk(a) => resolve(&a.common.target)
+            .and_then(|t| {
+                sixstack_bench::run_bulk_streams(t, a.common.secs, a.common.warmup, a.streams)
+            })
+            .map(|r| print_report(&r, a.common.json)),
+        Cmd::OpenLoop(a) => resolve(&a.common.target)
+            .and_then(|t| {
+                sixstack_bench::run_open_loop(t, a.rate, a.size, a.common.secs, a.common.warmup)
+            })
+            .map(|r| print_report(&r, a.common.json)),
         Cmd::Run(a) => bench_run(a),
         Cmd::Report(a) => bench_report(a),
     };

@@ -138,6 +138,106 @@ pub fn discard_server(listener: TcpListener, stop: &AtomicBool) -> std::io::Resu
     Ok(accepted)
 }
 
+/// [`run_bulk`] over `streams` parallel connections; the reports are summed.
+pub fn run_bulk_streams(
+    target: SocketAddr,
+    secs: f64,
+    warmup: f64,
+    streams: usize,
+) -> Result<Report, String> {
+    let handles: Vec<_> = (0..streams.max(1))
+        .map(|_| std::thread::spawn(move || run_bulk(target, secs, warmup)))
+        .collect();
+    let mut total: Option<Report> = None;
+    for h in handles {
+        let r = h
+            .join()
+            .map_err(|_| "bulk stream thread panicked".to_string())??;
+        match total.as_mut() {
+            None => total = Some(r),
+            Some(t) => {
+                t.transactions += r.transactions;
+                t.conns += 1;
+                t.connected += r.connected;
+                t.threads += 1;
+                t.errors.merge(r.errors);
+                let _ = t.hist.add(&r.hist);
+            }
+        }
+    }
+    total.ok_or_else(|| "no stream".to_string())
+}
+
+/// Open-loop TCP request/response at a fixed `rate` (requests per second) over one
+/// connection: request k is due at `start + k / rate`, and its latency is measured from
+/// that due time, not from when it could be sent — so a stall counts against every
+/// request it delayed (no coordinated omission).
+pub fn run_open_loop(
+    target: SocketAddr,
+    rate: f64,
+    size: usize,
+    secs: f64,
+    warmup: f64,
+) -> Result<Report, String> {
+    if !(rate > 0.0 && rate.is_finite()) {
+        return Err(format!("invalid rate {rate}"));
+    }
+    let secs_d = Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid secs {secs}"))?;
+    let warm_d =
+        Duration::try_from_secs_f64(warmup).map_err(|_| format!("invalid warmup {warmup}"))?;
+    let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(5))
+        .map_err(|e| format!("connect {target}: {e}"))?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let req: Vec<u8> = (0..size.max(1)).map(|i| (i % 251) as u8).collect();
+    let mut back = vec![0u8; req.len()];
+    let mut hist = new_histogram();
+    let mut errors = Errors::default();
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now();
+    let measure_from = start + warm_d;
+    let end = measure_from + secs_d;
+    let mut transactions = 0u64;
+    let mut k: u32 = 0;
+    loop {
+        let due = start + interval * k;
+        if due >= end {
+            break;
+        }
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        let r = s.write_all(&req).and_then(|()| s.read_exact(&mut back));
+        if let Err(e) = r {
+            errors.push(format!("request {k}: {e}"));
+            break;
+        }
+        if back != req {
+            errors.push(format!("request {k}: echo mismatch"));
+            break;
+        }
+        if due >= measure_from {
+            transactions += 1;
+            let _ = hist.record((due.elapsed().as_nanos() as u64).max(1));
+        }
+        k = k.saturating_add(1);
+    }
+    Ok(Report {
+        mode: "tcp_open_loop",
+        target,
+        conns: 1,
+        connected: 1,
+        threads: 1,
+        size: req.len(),
+        secs,
+        transactions,
+        losses: 0,
+        errors,
+        hist,
+    })
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -118,6 +118,9 @@ pub struct Shard<L: Link> {
     last_reap: Instant,
 }
 
+/// Egress calls per socket set per round at most (each sends up to one segment per socket).
+const EGRESS_PASSES: usize = 32;
+
 /// How often sockets whose owners dropped them are checked for having closed.
 const REAP_EVERY: smoltcp::time::Duration = smoltcp::time::Duration::from_millis(20);
 
@@ -383,8 +386,17 @@ impl<L: Link> Shard<L> {
             core.sockets.take_work(now, &mut work);
             self.stats.egress_polls += work.len() as u64;
             for &set in &work {
-                core.iface
-                    .poll_egress(now, &mut self.link, core.sockets.set_mut(set));
+                // smoltcp sends at most one segment per socket per call: call again while
+                // it keeps sending (bounded), so a connection with a full window goes out
+                // in one round instead of one segment per round.
+                for _ in 0..EGRESS_PASSES {
+                    let sent =
+                        core.iface
+                            .poll_egress(now, &mut self.link, core.sockets.set_mut(set));
+                    if sent != smoltcp::iface::PollResult::SocketStateChanged {
+                        break;
+                    }
+                }
                 let at = core.iface.poll_at(now, core.sockets.set_mut(set));
                 core.sockets.set_next(set, at);
             }
