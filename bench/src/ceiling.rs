@@ -116,32 +116,40 @@ pub fn measure(plan: &CeilingPlan) -> Result<Ceiling, String> {
             let _ = rx_link.flush();
         }
     });
-    let _ = core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
-    let ts = smoltcp::time::Instant::from_micros(0);
-    let warm = Instant::now() + Duration::from_millis(300);
-    while Instant::now() < warm {
-        for _ in 0..64 {
-            if let Some(t) = tx_link.transmit(ts) {
-                t.consume(f.len(), |b| b.copy_from_slice(&f));
+    // The sender runs on a thread of its own, pinned to core 0 (this thread keeps its
+    // affinity, so processes started later do not inherit the pin).
+    let secs = plan.secs;
+    let sender = std::thread::spawn(move || -> Result<(u64, f64), String> {
+        let _ = core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
+        let ts = smoltcp::time::Instant::from_micros(0);
+        let warm = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < warm {
+            for _ in 0..64 {
+                if let Some(t) = tx_link.transmit(ts) {
+                    t.consume(f.len(), |b| b.copy_from_slice(&f));
+                }
             }
+            let _ = tx_link.flush();
         }
-        let _ = tx_link.flush();
-    }
+        let s0 = tx_link.stats().tx_frames;
+        let start = Instant::now();
+        let end = start + Duration::try_from_secs_f64(secs).map_err(|e| e.to_string())?;
+        while Instant::now() < end {
+            for _ in 0..64 {
+                match tx_link.transmit(ts) {
+                    Some(t) => t.consume(f.len(), |b| b.copy_from_slice(&f)),
+                    None => break,
+                }
+            }
+            let _ = tx_link.flush();
+        }
+        Ok((tx_link.stats().tx_frames - s0, start.elapsed().as_secs_f64()))
+    });
+    std::thread::sleep(Duration::from_millis(300));
     let r0 = received.load(Ordering::Relaxed);
-    let s0 = tx_link.stats().tx_frames;
-    let start = Instant::now();
-    let end = start + Duration::try_from_secs_f64(plan.secs).map_err(|e| e.to_string())?;
-    while Instant::now() < end {
-        for _ in 0..64 {
-            match tx_link.transmit(ts) {
-                Some(t) => t.consume(f.len(), |b| b.copy_from_slice(&f)),
-                None => break,
-            }
-        }
-        let _ = tx_link.flush();
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let sent = tx_link.stats().tx_frames - s0;
+    let (sent, secs) = sender
+        .join()
+        .map_err(|_| "sender thread panicked".to_string())??;
     std::thread::sleep(Duration::from_millis(100));
     let got = received.load(Ordering::Relaxed) - r0;
     stop.store(true, Ordering::Relaxed);

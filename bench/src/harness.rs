@@ -458,7 +458,9 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
         "machine": {
             "host": host.trim(),
             "cpu": cpu_model,
-            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            "cores": std::fs::read_to_string("/proc/cpuinfo")
+                .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
+                .unwrap_or(1),
             "kernel": kernel.trim(),
         },
         "secs": plan.secs,
