@@ -50,6 +50,9 @@ pub struct Lab {
     pub net6: [u16; 4],
     /// RX/TX queues of each veth end (one shard per queue).
     pub queues: u32,
+    /// Keep the veth's checksum/segmentation offloads on (a lab for the kernel alone: an
+    /// XSK would see partial checksums and GSO frames).
+    pub offloads: bool,
 }
 
 impl Lab {
@@ -64,6 +67,7 @@ impl Lab {
             net4: [10, 77, 0],
             net6: [0xfd77, 0, 0, 0],
             queues: 2,
+            offloads: false,
         }
     }
 
@@ -78,6 +82,23 @@ impl Lab {
             net4: [10, 78, 0],
             net6: [0xfd78, 0, 0, 0],
             queues: 1,
+            offloads: false,
+        }
+    }
+
+    /// A veth lab for the kernel alone with every offload left on (the benchmarks' "kernel
+    /// with offloads" server): `sixkapp` / `sixkpeer`, 10.79.0.0/24.
+    pub fn kernel_offloads() -> Lab {
+        Lab {
+            app_ns: "sixkapp".into(),
+            peer_ns: "sixkpeer".into(),
+            app_if: "sixk0".into(),
+            peer_if: "sixk0p".into(),
+            tap: false,
+            net4: [10, 79, 0],
+            net6: [0xfd79, 0, 0, 0],
+            queues: 1,
+            offloads: true,
         }
     }
 
@@ -105,6 +126,7 @@ impl Lab {
             net4: [10, 200, index],
             net6: [0xfd99, 0, 0, index as u16],
             queues: if tap { 1 } else { 2 },
+            offloads: false,
         }
     }
 
@@ -212,8 +234,13 @@ impl Lab {
         addr_add(p, &self.peer_if, &format!("{}/24", self.peer4()))?;
         addr_add(p, &self.peer_if, &format!("{}/64", self.peer6()))?;
         // A veth peer otherwise hands the XSK frames with partial checksums and 64 KiB
-        // GSO super-frames.
-        for (ns, ifname) in [(p, &self.peer_if), (a, &self.app_if)] {
+        // GSO super-frames. A kernel-only lab keeps them (the kernel's best case).
+        let ends: &[(&String, &String)] = if self.offloads {
+            &[]
+        } else {
+            &[(p, &self.peer_if), (a, &self.app_if)]
+        };
+        for &(ns, ifname) in ends {
             let name = ifname.clone();
             netdev::in_netns(ns, move || {
                 netdev::set_offloads(&name, false, false, false, false)

@@ -69,6 +69,9 @@ enum Cmd {
         /// Queues of the veth lab (one shard each).
         #[arg(long, global = true, default_value_t = 2)]
         queues: u32,
+        /// The kernel-only lab with offloads on (sixkapp/sixkpeer), for benchmarks.
+        #[arg(long, global = true)]
+        kernel_offloads: bool,
     },
     /// Send echo requests from the stack (the lab's config unless --config is given; the
     /// link must not be in use by a running appliance).
@@ -263,8 +266,13 @@ fn main() -> ExitCode {
             action,
             tap,
             queues,
+            kernel_offloads,
         } => {
-            let lab = lab_for(tap, queues);
+            let lab = if kernel_offloads {
+                Lab::kernel_offloads()
+            } else {
+                lab_for(tap, queues)
+            };
             match action {
                 LabAction::Up => {
                     if lab.exists() {

@@ -143,7 +143,10 @@ pub fn measure(plan: &CeilingPlan) -> Result<Ceiling, String> {
             }
             let _ = tx_link.flush();
         }
-        Ok((tx_link.stats().tx_frames - s0, start.elapsed().as_secs_f64()))
+        Ok((
+            tx_link.stats().tx_frames - s0,
+            start.elapsed().as_secs_f64(),
+        ))
     });
     std::thread::sleep(Duration::from_millis(300));
     let r0 = received.load(Ordering::Relaxed);

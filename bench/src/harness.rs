@@ -17,6 +17,9 @@ use serde_json::{json, Value};
 pub enum Server {
     /// The Linux kernel's stack: `sixstack-bench kernel-echo` in the appliance namespace.
     Kernel,
+    /// The same kernel server on a veth lab with every offload on (GSO/GRO, checksums):
+    /// the kernel's best case, which an XSK link cannot use.
+    KernelOffloads,
     /// sixstack over AF_XDP on the veth lab.
     Xdp,
     /// sixstack over TAP.
@@ -28,6 +31,7 @@ impl Server {
     pub fn name(self) -> &'static str {
         match self {
             Server::Kernel => "kernel",
+            Server::KernelOffloads => "kernel-offloads",
             Server::Xdp => "sixstack-xdp",
             Server::Tap => "sixstack-tap",
         }
@@ -36,6 +40,7 @@ impl Server {
     fn target(self) -> &'static str {
         match self {
             Server::Kernel => "10.77.0.3",
+            Server::KernelOffloads => "10.79.0.3",
             Server::Xdp => "10.77.0.2",
             Server::Tap => "10.78.0.2",
         }
@@ -44,6 +49,7 @@ impl Server {
     fn client_ns(self) -> &'static str {
         match self {
             Server::Tap => "sixtap",
+            Server::KernelOffloads => "sixkpeer",
             _ => "sixpeer",
         }
     }
@@ -252,6 +258,9 @@ impl Drop for Session {
             if *lab == "tap" {
                 c.arg("--tap");
             }
+            if *lab == "offloads" {
+                c.arg("--kernel-offloads");
+            }
             let _ = c.stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
     }
@@ -275,7 +284,15 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
         servers: Vec::new(),
         labs: Vec::new(),
     };
-    let veth = plan.servers.iter().any(|s| *s != Server::Tap);
+    let veth = plan
+        .servers
+        .iter()
+        .any(|s| matches!(s, Server::Kernel | Server::Xdp));
+    if plan.servers.contains(&Server::KernelOffloads) {
+        let _ = sh(Command::new(&plan.sixstack).args(["lab", "down", "--kernel-offloads"]));
+        sh(Command::new(&plan.sixstack).args(["lab", "up", "--kernel-offloads"]))?;
+        session.labs.push("offloads");
+    }
     let tap = plan.servers.contains(&Server::Tap);
     if veth {
         let _ = sh(Command::new(&plan.sixstack).args(["lab", "down"]));
@@ -294,14 +311,19 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
 fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
     for &server in &plan.servers {
         let running = match server {
-            Server::Kernel => {
+            Server::Kernel | Server::KernelOffloads => {
+                let (ns, listen) = if server == Server::Kernel {
+                    ("sixapp", "10.77.0.3:7")
+                } else {
+                    ("sixkapp", "10.79.0.3:7")
+                };
                 let child = Command::new("ip")
-                    .args(["netns", "exec", "sixapp"])
+                    .args(["netns", "exec", ns])
                     .arg(&plan.me)
                     .args([
                         "kernel-echo",
                         "--listen",
-                        "10.77.0.3:7",
+                        listen,
                         "--discard",
                         "9",
                         "--pin",
@@ -595,9 +617,9 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
     );
     let _ = writeln!(
         s,
-        "| workload | metric | kernel | sixstack-xdp | sixstack-tap | ratio |"
+        "| workload | metric | kernel | sixstack-xdp | sixstack-tap | ratio | kernel, offloads on |"
     );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
     let workloads: Vec<String> = {
         let mut v: Vec<String> = cells.keys().map(|(w, _)| w.clone()).collect();
         v.dedup();
@@ -606,6 +628,7 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
     for w in &workloads {
         let get = |srv: &str| cells.get(&(w.clone(), srv.to_string())).cloned();
         let (k, x, t) = (get("kernel"), get("sixstack-xdp"), get("sixstack-tap"));
+        let ko = get("kernel-offloads");
         let bulk = w.contains("bulk");
         let metrics: Vec<(&str, Metric)> = if bulk {
             vec![
@@ -633,10 +656,11 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
             };
             let _ = writeln!(
                 s,
-                "| {w} | {name} | {} | {} | {} | {ratio} |",
+                "| {w} | {name} | {} | {} | {} | {ratio} | {} |",
                 fmt(&k),
                 fmt(&x),
-                fmt(&t)
+                fmt(&t),
+                fmt(&ko)
             );
         }
     }

@@ -95,8 +95,13 @@ struct RunArgs {
     /// Warmup seconds per run.
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
-    /// Servers: kernel, xdp, tap.
-    #[arg(long, value_delimiter = ',', default_value = "kernel,xdp,tap")]
+    /// Servers: kernel, xdp, tap, kernel-offloads (the kernel on a veth with every offload
+    /// on, which an XSK cannot use).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kernel,xdp,tap,kernel-offloads"
+    )]
     servers: Vec<String>,
     /// Only these workloads (names as in the report).
     #[arg(long, value_delimiter = ',')]
@@ -313,9 +318,14 @@ fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
     for s in &a.servers {
         servers.push(match s.as_str() {
             "kernel" => Server::Kernel,
+            "kernel-offloads" => Server::KernelOffloads,
             "xdp" => Server::Xdp,
             "tap" => Server::Tap,
-            other => return Err(format!("unknown server {other:?} (kernel, xdp, tap)")),
+            other => {
+                return Err(format!(
+                    "unknown server {other:?} (kernel, xdp, tap, kernel-offloads)"
+                ))
+            }
         });
     }
     let mut workloads = harness::workloads(a.all);
