@@ -382,9 +382,26 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
     let (mac, plan) = match ifc.driver {
         DriverKind::AfXdp => {
             let name = ifc.name.clone();
-            let (mac, nq) = in_ns(ns, || {
-                (netdev::mac_address(&name), netdev::rx_queue_count(&name))
+            let (mac, nq, if_mtu) = in_ns(ns, || {
+                (
+                    netdev::mac_address(&name),
+                    netdev::rx_queue_count(&name),
+                    netdev::mtu(&name),
+                )
             })?;
+            let if_mtu = if_mtu.map_err(|e| fail(e.to_string()))?;
+            let mtu = match ifc.mtu {
+                Some(m) => {
+                    let m = u32::try_from(m).unwrap_or(u32::MAX);
+                    if m != if_mtu {
+                        log::warn!(
+                            "{name}: configured mtu {m} differs from the interface's {if_mtu}"
+                        );
+                    }
+                    m
+                }
+                None => if_mtu,
+            };
             let mac = match cfg.mac {
                 Some(m) => m,
                 None => mac.map_err(|e| fail(e.to_string()))?,
@@ -414,6 +431,11 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
                     let mut xc = XdpConfig::new(name.clone(), q, filter.clone());
                     xc.attach = attach;
                     xc.zero_copy = zero_copy;
+                    xc.mtu = mtu;
+                    if xc.multi_buffer() {
+                        // Page-sized buffers: a 9000-byte frame in three, not six.
+                        xc.frame_size = 4096;
+                    }
                     let link = XdpLink::bind(&prog, &xc).map_err(|e| e.to_string())?;
                     if busy_poll > 0 {
                         if let Err(e) = link.set_busy_poll(busy_poll, 64) {
@@ -434,7 +456,7 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
         }
         DriverKind::Tap => {
             let name = ifc.name.clone();
-            let mtu = ifc.mtu;
+            let mtu = ifc.mtu.unwrap_or(1500);
             let link = in_ns(ns, || TapLink::open(&name, mtu))?.map_err(|e| fail(e.to_string()))?;
             pending.push(with_pcap(link, ifc.pcap.clone()));
             let mut p = plan(&cfg, 1);

@@ -95,9 +95,11 @@ pub struct Interface {
     /// Record every frame to this pcap file.
     #[serde(default)]
     pub pcap: Option<String>,
-    /// TAP MTU.
-    #[serde(default = "default_mtu")]
-    pub mtu: usize,
+    /// IP MTU of the link. af_xdp: default the interface's own MTU; above 3826 (a 4096-byte
+    /// UMEM frame minus the kernel's headroom and the Ethernet header) frames travel as
+    /// several buffers (multi-buffer AF_XDP, kernel 6.6+). tap: default 1500.
+    #[serde(default)]
+    pub mtu: Option<usize>,
     /// NIC receive queues to serve, one shard each (default: every RX queue of the NIC).
     #[serde(default)]
     pub queues: Option<Spanned<Vec<u32>>>,
@@ -164,10 +166,6 @@ impl Default for Control {
             shutdown_grace_s: default_grace(),
         }
     }
-}
-
-fn default_mtu() -> usize {
-    1500
 }
 
 /// `[addresses]`

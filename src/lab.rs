@@ -53,6 +53,8 @@ pub struct Lab {
     /// Keep the veth's checksum/segmentation offloads on (a lab for the kernel alone: an
     /// XSK would see partial checksums and GSO frames).
     pub offloads: bool,
+    /// IP MTU of both veth ends (1500, or 9000 for the jumbo lab).
+    pub mtu: u32,
 }
 
 impl Lab {
@@ -68,6 +70,7 @@ impl Lab {
             net6: [0xfd77, 0, 0, 0],
             queues: 2,
             offloads: false,
+            mtu: 1500,
         }
     }
 
@@ -83,6 +86,7 @@ impl Lab {
             net6: [0xfd78, 0, 0, 0],
             queues: 1,
             offloads: false,
+            mtu: 1500,
         }
     }
 
@@ -99,6 +103,25 @@ impl Lab {
             net6: [0xfd79, 0, 0, 0],
             queues: 1,
             offloads: true,
+            mtu: 1500,
+        }
+    }
+
+    /// A veth lab with jumbo frames (MTU 9000) and one queue, offloads off, for sixstack's
+    /// multi-buffer AF_XDP and the kernel side by side: `sixjapp` / `sixjpeer`,
+    /// 10.80.0.0/24.
+    pub fn jumbo() -> Lab {
+        Lab {
+            app_ns: "sixjapp".into(),
+            peer_ns: "sixjpeer".into(),
+            app_if: "sixj0".into(),
+            peer_if: "sixj0p".into(),
+            tap: false,
+            net4: [10, 80, 0],
+            net6: [0xfd80, 0, 0, 0],
+            queues: 1,
+            offloads: false,
+            mtu: 9000,
         }
     }
 
@@ -127,6 +150,7 @@ impl Lab {
             net6: [0xfd99, 0, 0, index as u16],
             queues: if tap { 1 } else { 2 },
             offloads: false,
+            mtu: 1500,
         }
     }
 
@@ -251,6 +275,11 @@ impl Lab {
                 source,
             })?;
         }
+        if self.mtu != 1500 {
+            let mtu = self.mtu.to_string();
+            ip(&["-n", a, "link", "set", &self.app_if, "mtu", &mtu])?;
+            ip(&["-n", p, "link", "set", &self.peer_if, "mtu", &mtu])?;
+        }
         ip(&["-n", a, "link", "set", &self.app_if, "up"])?;
         ip(&["-n", p, "link", "set", &self.peer_if, "up"])?;
         Ok(())
@@ -317,11 +346,12 @@ impl Lab {
             );
         } else {
             s += &format!(
-                "veth lab: {} ({}) <-> {} ({})\n  kernel peer {} / {}; appliance kernel keeps {} / {}\n",
+                "veth lab: {} ({}) <-> {} ({}), MTU {}\n  kernel peer {} / {}; appliance kernel keeps {} / {}\n",
                 self.app_if,
                 self.app_ns,
                 self.peer_if,
                 self.peer_ns,
+                self.mtu,
                 self.peer4(),
                 self.peer6(),
                 self.kernel4(),

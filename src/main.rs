@@ -72,6 +72,9 @@ enum Cmd {
         /// The kernel-only lab with offloads on (sixkapp/sixkpeer), for benchmarks.
         #[arg(long, global = true)]
         kernel_offloads: bool,
+        /// The jumbo-frame lab, MTU 9000 (sixjapp/sixjpeer), for benchmarks.
+        #[arg(long, global = true, conflicts_with = "kernel_offloads")]
+        jumbo: bool,
     },
     /// Send echo requests from the stack (the lab's config unless --config is given; the
     /// link must not be in use by a running appliance).
@@ -267,9 +270,12 @@ fn main() -> ExitCode {
             tap,
             queues,
             kernel_offloads,
+            jumbo,
         } => {
             let lab = if kernel_offloads {
                 Lab::kernel_offloads()
+            } else if jumbo {
+                Lab::jumbo()
             } else {
                 lab_for(tap, queues)
             };

@@ -24,6 +24,10 @@ pub enum Server {
     Xdp,
     /// sixstack over TAP.
     Tap,
+    /// The kernel server on the jumbo-frame lab (MTU 9000, offloads off); bulk only.
+    KernelJumbo,
+    /// sixstack over multi-buffer AF_XDP on the jumbo-frame lab; bulk only.
+    XdpJumbo,
 }
 
 impl Server {
@@ -34,7 +38,14 @@ impl Server {
             Server::KernelOffloads => "kernel-offloads",
             Server::Xdp => "sixstack-xdp",
             Server::Tap => "sixstack-tap",
+            Server::KernelJumbo => "kernel-jumbo",
+            Server::XdpJumbo => "sixstack-xdp-jumbo",
         }
+    }
+
+    /// Whether the server runs `workload` (the jumbo-frame servers only move bulk data).
+    pub fn runs(self, workload: &Workload) -> bool {
+        !matches!(self, Server::KernelJumbo | Server::XdpJumbo) || workload.port == 9
     }
 
     fn target(self) -> &'static str {
@@ -43,6 +54,8 @@ impl Server {
             Server::KernelOffloads => "10.79.0.3",
             Server::Xdp => "10.77.0.2",
             Server::Tap => "10.78.0.2",
+            Server::KernelJumbo => "10.80.0.3",
+            Server::XdpJumbo => "10.80.0.2",
         }
     }
 
@@ -50,6 +63,7 @@ impl Server {
         match self {
             Server::Tap => "sixtap",
             Server::KernelOffloads => "sixkpeer",
+            Server::KernelJumbo | Server::XdpJumbo => "sixjpeer",
             _ => "sixpeer",
         }
     }
@@ -261,19 +275,30 @@ impl Drop for Session {
             if *lab == "offloads" {
                 c.arg("--kernel-offloads");
             }
+            if *lab == "jumbo" {
+                c.arg("--jumbo");
+            }
             let _ = c.stdout(Stdio::null()).stderr(Stdio::null()).status();
         }
     }
 }
 
+/// Socket buffers of the sixstack servers: 1 MiB each way, in the range of what the
+/// kernel's autotuning gives a bulk connection (`tcp_rmem`/`tcp_wmem` go to 6 and 4 MiB);
+/// with 64 KiB a jumbo-frame stream is window-bound.
+const BENCH_TCP_BUFFER: usize = 1 << 20;
+
 fn appliance_config(server: Server, socket: &str) -> String {
     let (name, driver, ns, addr) = match server {
         Server::Tap => ("sixtap0", "tap", "sixtap", "10.78.0.2"),
+        Server::XdpJumbo => ("sixj0", "af_xdp", "sixjapp", "10.80.0.2"),
         _ => ("six0", "af_xdp", "sixapp", "10.77.0.2"),
     };
+    let buf = BENCH_TCP_BUFFER;
     format!(
         "[interface]\nname = \"{name}\"\ndriver = \"{driver}\"\nnetns = \"{ns}\"\ncores = [1]\n\n\
-         [addresses]\nipv4 = \"{addr}/24\"\n\n[tcp]\nbacklog = 512\n\n[control]\nsocket = \"{socket}\"\n\n\
+         [addresses]\nipv4 = \"{addr}/24\"\n\n[tcp]\nbacklog = 512\nrx_buffer = {buf}\ntx_buffer = {buf}\n\n\
+         [control]\nsocket = \"{socket}\"\n\n\
          [[service]]\nkind = \"echo\"\nport = 7\n\n[[service]]\nkind = \"discard\"\nport = 9\nproto = \"tcp\"\n"
     )
 }
@@ -293,6 +318,15 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
         sh(Command::new(&plan.sixstack).args(["lab", "up", "--kernel-offloads"]))?;
         session.labs.push("offloads");
     }
+    if plan
+        .servers
+        .iter()
+        .any(|s| matches!(s, Server::KernelJumbo | Server::XdpJumbo))
+    {
+        let _ = sh(Command::new(&plan.sixstack).args(["lab", "down", "--jumbo"]));
+        sh(Command::new(&plan.sixstack).args(["lab", "up", "--jumbo"]))?;
+        session.labs.push("jumbo");
+    }
     let tap = plan.servers.contains(&Server::Tap);
     if veth {
         let _ = sh(Command::new(&plan.sixstack).args(["lab", "down"]));
@@ -311,11 +345,11 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
 fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
     for &server in &plan.servers {
         let running = match server {
-            Server::Kernel | Server::KernelOffloads => {
-                let (ns, listen) = if server == Server::Kernel {
-                    ("sixapp", "10.77.0.3:7")
-                } else {
-                    ("sixkapp", "10.79.0.3:7")
+            Server::Kernel | Server::KernelOffloads | Server::KernelJumbo => {
+                let (ns, listen) = match server {
+                    Server::Kernel => ("sixapp", "10.77.0.3:7"),
+                    Server::KernelOffloads => ("sixkapp", "10.79.0.3:7"),
+                    _ => ("sixjapp", "10.80.0.3:7"),
                 };
                 let child = Command::new("ip")
                     .args(["netns", "exec", ns])
@@ -338,7 +372,7 @@ fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
                     socket: None,
                 }
             }
-            Server::Xdp | Server::Tap => {
+            Server::Xdp | Server::Tap | Server::XdpJumbo => {
                 let socket = format!("/run/sixstack/bench-{}.sock", server.name());
                 let cfg =
                     std::env::temp_dir().join(format!("sixstack-bench-{}.toml", server.name()));
@@ -415,6 +449,9 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
     for round in 0..plan.rounds {
         for w in &plan.workloads {
             for (server, running) in &session.servers {
+                if !server.runs(w) {
+                    continue;
+                }
                 let target = format!("{}:{}", server.target(), w.port);
                 let pid = running.child.id();
                 let cpu0 = proc_cpu(pid);
@@ -664,6 +701,7 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
             );
         }
     }
+    render_jumbo(&mut s, &cells, &workloads);
     let c = &raw["ceiling"];
     if let Some(c64) = c["frames64_per_s"].as_f64() {
         let _ = writeln!(
@@ -706,6 +744,55 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
          softirq (the client's core), so the kernel server's CPU here is a lower bound."
     );
     s
+}
+
+/// The jumbo-frame table: sixstack over multi-buffer AF_XDP and the kernel on the MTU
+/// 9000 lab, beside the kernel with every offload on (MTU 1500, GSO/GRO).
+fn render_jumbo(s: &mut String, cells: &BTreeMap<(String, String), Cell>, workloads: &[String]) {
+    let get = |w: &str, srv: &str| cells.get(&(w.to_string(), srv.to_string()));
+    let rows: Vec<&String> = workloads
+        .iter()
+        .filter(|w| get(w, "sixstack-xdp-jumbo").is_some() || get(w, "kernel-jumbo").is_some())
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n**Jumbo frames** (veth MTU 9000, offloads off; sixstack on multi-buffer AF_XDP, \
+         `XDP_USE_SG`). Gbit/s, and server CPU µs per 64 KiB.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| workload | kernel, MTU 9000 | sixstack-xdp, MTU 9000 | ratio | kernel, offloads on | \
+         ratio to offloads on | CPU kernel | CPU sixstack |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for w in rows {
+        let g = |srv: &str| get(w, srv).map(|c| c.gbps);
+        let cpu = |srv: &str| get(w, srv).map_or("-".to_string(), |c| format!("{:.2}", c.cpu_us));
+        let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+            _ => "-".to_string(),
+        };
+        let (k, x, ko) = (
+            g("kernel-jumbo"),
+            g("sixstack-xdp-jumbo"),
+            g("kernel-offloads"),
+        );
+        let _ = writeln!(
+            s,
+            "| {w} | {} | {} | {} | {} | {} | {} | {} |",
+            fmt(k),
+            fmt(x),
+            ratio(x, k),
+            fmt(ko),
+            ratio(x, ko),
+            cpu("kernel-jumbo"),
+            cpu("sixstack-xdp-jumbo")
+        );
+    }
 }
 
 /// The report's figure (SVG): each workload's rate relative to the kernel, throughput

@@ -96,11 +96,11 @@ struct RunArgs {
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
     /// Servers: kernel, xdp, tap, kernel-offloads (the kernel on a veth with every offload
-    /// on, which an XSK cannot use).
+    /// on, which an XSK cannot use), kernel-jumbo and xdp-jumbo (MTU 9000 lab; bulk only).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kernel,xdp,tap,kernel-offloads"
+        default_value = "kernel,xdp,tap,kernel-offloads,kernel-jumbo,xdp-jumbo"
     )]
     servers: Vec<String>,
     /// Only these workloads (names as in the report).
@@ -321,9 +321,12 @@ fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
             "kernel-offloads" => Server::KernelOffloads,
             "xdp" => Server::Xdp,
             "tap" => Server::Tap,
+            "kernel-jumbo" => Server::KernelJumbo,
+            "xdp-jumbo" => Server::XdpJumbo,
             other => {
                 return Err(format!(
-                    "unknown server {other:?} (kernel, xdp, tap, kernel-offloads)"
+                    "unknown server {other:?} (kernel, xdp, tap, kernel-offloads, \
+                     kernel-jumbo, xdp-jumbo)"
                 ))
             }
         });

@@ -133,12 +133,21 @@ pub(crate) struct ProgKind {
     pub expected_attach_type: u32,
     /// The name the kernel shows (at most 15 bytes are kept).
     pub name: &'static str,
+    /// `prog_flags` of `BPF_PROG_LOAD` (e.g. `BPF_F_XDP_HAS_FRAGS`).
+    pub prog_flags: u32,
 }
 
 const XDP_KIND: ProgKind = ProgKind {
     prog_type: sys::BPF_PROG_TYPE_XDP,
     expected_attach_type: sys::BPF_XDP,
     name: "sixstack_xdp",
+    prog_flags: sys::BPF_F_XDP_HAS_FRAGS,
+};
+
+/// The same program for kernels that do not know `BPF_F_XDP_HAS_FRAGS` (before 5.18).
+const XDP_KIND_LINEAR: ProgKind = ProgKind {
+    prog_flags: 0,
+    ..XDP_KIND
 };
 
 fn prog_load(kind: ProgKind, insns: &[Insn], log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
@@ -151,6 +160,7 @@ fn prog_load(kind: ProgKind, insns: &[Insn], log: Option<&mut [u8]>) -> io::Resu
         license: LICENSE.as_ptr() as u64,
         prog_name: name16(kind.name),
         expected_attach_type: kind.expected_attach_type,
+        prog_flags: kind.prog_flags,
         ..Default::default()
     };
     if let Some(buf) = log {
@@ -183,8 +193,21 @@ pub(crate) fn load_program(kind: ProgKind, insns: &[Insn]) -> Result<OwnedFd, (i
 
 /// Loads an XDP program; on failure loads it again with a verifier log and returns the log
 /// in the error.
+///
+/// The program is loaded as frags-aware (`BPF_F_XDP_HAS_FRAGS`): it only reads headers,
+/// which always sit in the first buffer, so it is correct for multi-buffer frames, and the
+/// kernel then lets it run on interfaces whose MTU exceeds one page (jumbo frames) and
+/// hand such frames to sockets bound with `XDP_USE_SG`. A kernel that does not know the
+/// flag gets the plain program.
 pub(crate) fn load_xdp(insns: &[Insn]) -> Result<OwnedFd, XdpError> {
-    load_program(XDP_KIND, insns).map_err(|(source, log)| XdpError::ProgramLoad { source, log })
+    match prog_load(XDP_KIND, insns, None) {
+        Ok(fd) => Ok(fd),
+        Err(e) => {
+            log::debug!("frags-aware XDP program refused ({e}); loading it without frags");
+            load_program(XDP_KIND_LINEAR, insns)
+                .map_err(|(source, log)| XdpError::ProgramLoad { source, log })
+        }
+    }
 }
 
 /// Creates a `BPF_MAP_TYPE_ARRAY` map with 4-byte keys, `value_size`-byte values,

@@ -271,8 +271,9 @@ fn afxdp_kernel_address_on_the_same_link_still_reaches_the_kernel() {
     if let Ok(out) = ping {
         assert!(
             out.status.success(),
-            "ping: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "ping: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
     }
     // None of it was diverted to the XSK.
@@ -525,4 +526,118 @@ fn afxdp_frames_recycle_through_small_rings() {
         "{s:?}"
     );
     eprintln!("recycle stats: {s:?}");
+}
+
+/// Jumbo frames (MTU 9000) through multi-buffer AF_XDP (`XDP_USE_SG`): the kernel hands a
+/// received 9 KB frame over in several buffers, which the link gathers; a 9 KB frame sent
+/// here leaves as one descriptor per UMEM frame and reaches the peer's socket whole.
+#[test]
+fn afxdp_jumbo_frames_cross_in_several_buffers() {
+    if !is_root() {
+        return;
+    }
+    for (attach, frame_size) in [
+        (XdpAttachMode::Native, 4096),
+        (XdpAttachMode::Native, 2048),
+        (XdpAttachMode::Generic, 4096),
+    ] {
+        let lab = new_lab();
+        ip(&[
+            "-n",
+            &lab.appliance,
+            "link",
+            "set",
+            APPLIANCE_IF,
+            "mtu",
+            "9000",
+        ]);
+        ip(&["-n", &lab.peer, "link", "set", PEER_IF, "mtu", "9000"]);
+        let stack_mac = lab.in_appliance(|| mac_address(APPLIANCE_IF)).unwrap();
+        let peer_mac = lab.in_peer(|| mac_address(PEER_IF)).unwrap();
+        let mac = stack_mac
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        ip(&[
+            "-n",
+            &lab.peer,
+            "neigh",
+            "replace",
+            &STACK_V4.to_string(),
+            "lladdr",
+            &mac,
+            "dev",
+            PEER_IF,
+        ]);
+        let cfg = XdpConfig {
+            attach,
+            frame_size,
+            mtu: 9000,
+            ..XdpConfig::new(APPLIANCE_IF, 0, filter_v4())
+        };
+        assert!(cfg.multi_buffer());
+        let mut link = match lab.in_appliance(|| XdpLink::open(&cfg)) {
+            Ok(l) => l,
+            Err(e) => panic!("{attach:?} {frame_size}: {e}"),
+        };
+        assert_eq!(link.capabilities().max_transmission_unit, 9014);
+        let peer = lab.in_peer(|| UdpSocket::bind((PEER_V4, 5555))).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+
+        // Small, jumbo, small: order and contents survive the gathering.
+        let sizes = [100usize, 8972, 3000, 5000, 17];
+        for (i, &n) in sizes.iter().enumerate() {
+            let payload: Vec<u8> = (0..n).map(|b| (b * 7 + i) as u8).collect();
+            peer.send_to(&payload, (STACK_V4, 7777)).unwrap();
+            let frame = next_frame(&mut link)
+                .unwrap_or_else(|| panic!("{attach:?} {frame_size}: datagram {i} of {n} B"));
+            let (_, port, got) = parse_udp4(&frame).expect("an IPv4 UDP frame");
+            assert_eq!(port, 7777);
+            assert!(
+                got == payload,
+                "{attach:?} {frame_size}: datagram {i} differs"
+            );
+        }
+
+        // And jumbo frames built here reach the peer whole.
+        for n in [8972usize, 4000, 64] {
+            let payload: Vec<u8> = (0..n).map(|b| (b * 13) as u8).collect();
+            let out = udp4_frame(
+                (stack_mac, STACK_V4, 7777),
+                (peer_mac, PEER_V4, 5555),
+                &payload,
+            );
+            send_frame(&mut link, out.len(), |buf| buf.copy_from_slice(&out));
+            let mut buf = vec![0u8; 9100];
+            let (got, _) = peer
+                .recv_from(&mut buf)
+                .unwrap_or_else(|e| panic!("{attach:?} {frame_size}: {n} B: {e}"));
+            assert_eq!(&buf[..got], &payload[..], "{attach:?} {frame_size}: {n} B");
+        }
+        // The transmit slots came back: many more jumbo frames than slots still go out.
+        for _ in 0..3000 {
+            let out = udp4_frame(
+                (stack_mac, STACK_V4, 7777),
+                (peer_mac, PEER_V4, 5556),
+                &[0u8; 8000],
+            );
+            let end = Instant::now() + Duration::from_secs(2);
+            loop {
+                link.flush().unwrap();
+                if let Some(tx) = link.transmit(now()) {
+                    tx.consume(out.len(), |buf| buf.copy_from_slice(&out));
+                    break;
+                }
+                assert!(
+                    Instant::now() < end,
+                    "{attach:?} {frame_size}: TX slots leak"
+                );
+            }
+        }
+        link.flush().unwrap();
+        let s = link.stats();
+        assert_eq!(s.rx_frames, sizes.len() as u64, "{s:?}");
+        assert_eq!(s.rx_dropped, 0, "{s:?}");
+    }
 }

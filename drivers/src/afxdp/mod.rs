@@ -18,6 +18,8 @@ mod lab_tests;
 mod netlink;
 mod program;
 mod ring;
+#[doc(hidden)]
+pub mod ring_loopback;
 mod socket;
 pub(crate) mod sys;
 mod umem;
@@ -111,7 +113,20 @@ pub struct XdpConfig {
     pub zero_copy: ZeroCopy,
     /// The addresses to redirect (used by [`XdpLink::open`]).
     pub filter: XdpFilter,
+    /// The IP MTU of the interface (1500 by default). When a whole Ethernet frame of this
+    /// MTU does not fit in one UMEM frame after the kernel's headroom, the socket binds
+    /// with `XDP_USE_SG` (multi-buffer, kernel 6.6+): received frames arrive as several
+    /// buffers and are gathered, transmitted frames leave as several descriptors.
+    pub mtu: u32,
 }
+
+/// Bytes the kernel keeps free at the start of every receive buffer
+/// (`XDP_PACKET_HEADROOM`).
+pub(crate) const RX_HEADROOM: u32 = 256;
+/// Ethernet header bytes on top of the IP MTU (no FCS, no VLAN tag).
+pub(crate) const ETH_HEADER: u32 = 14;
+/// The largest IP MTU a link accepts (the jumbo frames NICs carry).
+pub const MAX_MTU: u32 = 9702;
 
 impl XdpConfig {
     /// A configuration with the defaults: 4096 frames of 2048 bytes, rings of 2048,
@@ -126,7 +141,23 @@ impl XdpConfig {
             attach: XdpAttachMode::Auto,
             zero_copy: ZeroCopy::Auto,
             filter,
+            mtu: 1500,
         }
+    }
+
+    /// The largest Ethernet frame the link sends or receives.
+    pub fn frame_len(&self) -> u32 {
+        self.mtu + ETH_HEADER
+    }
+
+    /// Whether frames of this MTU need several UMEM buffers (`XDP_USE_SG`).
+    pub fn multi_buffer(&self) -> bool {
+        self.frame_len() + RX_HEADROOM > self.frame_size
+    }
+
+    /// Consecutive UMEM frames one transmitted frame may span.
+    pub(crate) fn tx_span(&self) -> u32 {
+        self.frame_len().div_ceil(self.frame_size)
     }
 
     fn validate(&self) -> Result<(), XdpError> {
@@ -148,6 +179,15 @@ impl XdpConfig {
             return bad(format!(
                 "ring_size {} is not a power of two from 8 to 65536",
                 self.ring_size
+            ));
+        }
+        if !(576..=MAX_MTU).contains(&self.mtu) {
+            return bad(format!("mtu {} is not from 576 to {MAX_MTU}", self.mtu));
+        }
+        if self.frame_count / 2 < self.tx_span() * 2 {
+            return bad(format!(
+                "frame_count {} leaves fewer than two transmit frames of MTU {}",
+                self.frame_count, self.mtu
             ));
         }
         check_filter(&self.filter)
@@ -480,6 +520,26 @@ mod tests {
             (XdpAttachMode::Auto, ZeroCopy::Auto)
         );
         c.validate().unwrap();
+        assert!(!c.multi_buffer());
+        let jumbo = XdpConfig {
+            mtu: 9000,
+            frame_size: 4096,
+            ..c.clone()
+        };
+        jumbo.validate().unwrap();
+        assert!(jumbo.multi_buffer());
+        assert_eq!(jumbo.tx_span(), 3);
+        // The largest single-buffer MTU with 2048-byte frames: 2048 - 256 headroom - 14.
+        let edge = XdpConfig {
+            mtu: 1778,
+            ..c.clone()
+        };
+        assert!(!edge.multi_buffer() && edge.tx_span() == 1);
+        assert!(XdpConfig {
+            mtu: 1779,
+            ..c.clone()
+        }
+        .multi_buffer());
         for bad in [
             XdpConfig {
                 frame_size: 3000,
@@ -495,6 +555,15 @@ mod tests {
             },
             XdpConfig {
                 ring_size: 1000,
+                ..c.clone()
+            },
+            XdpConfig {
+                mtu: 9800,
+                ..c.clone()
+            },
+            XdpConfig {
+                mtu: 9000,
+                frame_count: 8,
                 ..c.clone()
             },
         ] {

@@ -7,6 +7,12 @@
 //! hands the stack a free frame to write; the descriptor is queued on the TX ring and
 //! published, with at most one kick per batch (more only while copy mode's per-call budget
 //! leaves frames behind), by [`Link::flush`], which also reaps the completion ring.
+//!
+//! Jumbo frames (an MTU beyond one UMEM frame) use multi-buffer AF_XDP (`XDP_USE_SG`): a
+//! received frame that arrives in several buffers is gathered into one scratch buffer (the
+//! only copy, and only for frames that need it); a transmitted frame is written straight
+//! into a slot of consecutive UMEM frames and posted as one descriptor per frame, all but
+//! the last marked `XDP_PKT_CONTD`.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -23,8 +29,6 @@ use crate::{Link, LinkStats};
 /// How long `bind` keeps retrying EBUSY (a queue stays busy for a few seconds after the
 /// previous socket on it closed).
 const BIND_RETRY_WINDOW: Duration = Duration::from_secs(5);
-/// Largest frame the stack sends or receives (Ethernet, no FCS).
-const MTU: usize = 1514;
 /// Frames smoltcp may handle per poll round.
 const BURST: usize = 64;
 /// Frames the kernel sends per `sendto` in copy mode (its `TX_BATCH_SIZE`); used to bound
@@ -39,6 +43,14 @@ struct RxSide {
     area: RxArea,
     /// Consumed frames not yet back on the fill ring (capacity: every receive frame).
     refill: Vec<u64>,
+    /// A multi-buffer frame being gathered, or gathered and waiting for the stack.
+    gather: Vec<u8>,
+    /// Whether `gather` holds a whole frame.
+    gathered: bool,
+    /// Whether the rest of the current multi-buffer frame is being skipped (too long).
+    skipping: bool,
+    /// The largest frame accepted.
+    max_frame: usize,
     frames: u64,
     bytes: u64,
     dropped: u64,
@@ -50,8 +62,10 @@ struct TxSide {
     ring: ProdRing<XdpDesc>,
     comp: ConsRing<u64>,
     area: TxArea,
-    /// Frames the stack may write (capacity: every transmit frame).
+    /// Slots the stack may write (capacity: every transmit slot).
     free: Vec<u64>,
+    /// TX descriptors one frame may need (1 unless multi-buffer).
+    span: u32,
     frames: u64,
     bytes: u64,
     dropped: u64,
@@ -66,6 +80,8 @@ impl TxSide {
             // than the list can hold.
             if self.area.owns(addr) && self.free.len() < self.free.capacity() {
                 self.free.push(addr);
+            } else if self.area.is_continuation(addr) {
+                // A later buffer of a multi-buffer frame: its slot came back with the first.
             } else {
                 log::warn!("af_xdp: ignoring bogus completion address {addr:#x}");
             }
@@ -79,7 +95,66 @@ impl TxSide {
         if self.free.is_empty() {
             self.reap();
         }
-        !self.free.is_empty() && self.ring.free(1) > 0
+        !self.free.is_empty() && self.ring.free(self.span) >= self.span
+    }
+}
+
+impl RxSide {
+    /// Takes the next whole frame off the RX ring: `Some(Ok(desc))` for a single-buffer
+    /// frame (still on the ring, read in place), `Some(Err(()))` when a multi-buffer frame
+    /// now waits in `gather`, `None` when no whole frame is there yet. Bad descriptors and
+    /// over-long frames are dropped and counted.
+    fn next_frame(&mut self) -> Option<Result<XdpDesc, ()>> {
+        if self.gathered {
+            return Some(Err(()));
+        }
+        loop {
+            let desc = self.ring.peek()?;
+            let more = desc.options & sys::XDP_PKT_CONTD != 0;
+            let chained = more || !self.gather.is_empty() || self.skipping;
+            let bytes = self.area.frame(desc.addr, desc.len);
+            if !chained {
+                if bytes.is_some() {
+                    return Some(Ok(desc));
+                }
+                // A descriptor outside the receive half: skip it, keep the frame if ours.
+                self.consume_desc(desc.addr);
+                self.dropped += 1;
+                continue;
+            }
+            // One buffer of a multi-buffer frame: copy it out and give it back at once.
+            match bytes {
+                Some(b) if !self.skipping && self.gather.len() + b.len() <= self.max_frame => {
+                    self.gather.extend_from_slice(b);
+                }
+                _ => {
+                    if !self.skipping {
+                        self.dropped += 1;
+                    }
+                    self.skipping = true;
+                    self.gather.clear();
+                }
+            }
+            self.consume_desc(desc.addr);
+            if !more {
+                if self.skipping {
+                    self.skipping = false;
+                    continue;
+                }
+                self.gathered = true;
+                return Some(Err(()));
+            }
+        }
+    }
+
+    /// Consumes the descriptor at the head of the RX ring and queues its frame for the
+    /// fill ring (if the address is one of ours).
+    fn consume_desc(&mut self, addr: u64) {
+        self.ring.advance();
+        self.ring.release();
+        if self.area.owns(addr) {
+            self.refill.push(self.area.frame_base(addr));
+        }
     }
 }
 
@@ -94,6 +169,8 @@ pub struct XdpLink {
     ifname: String,
     queue: u32,
     zero_copy: bool,
+    /// The largest Ethernet frame sent or received.
+    frame_len: usize,
     kicks: u64,
     // Declared last: the program detaches (if this was its last owner) after the socket is
     // gone.
@@ -130,8 +207,9 @@ fn open_once(cfg: &XdpConfig, ifindex: u32, zero_copy: bool) -> Result<Bound, Op
     let fd = sys::socket(libc::AF_XDP, libc::SOCK_RAW, 0).map_err(syscall("socket(AF_XDP)"))?;
     let rx_frames = cfg.frame_count / 2;
     let tx_frames = cfg.frame_count - rx_frames;
-    let umem =
-        Umem::new(cfg.frame_size, cfg.frame_count, rx_frames).map_err(syscall("mmap(UMEM)"))?;
+    let span = cfg.tx_span();
+    let umem = Umem::new(cfg.frame_size, cfg.frame_count, rx_frames, span)
+        .map_err(syscall("mmap(UMEM)"))?;
     let reg = UmemReg {
         addr: umem.region.addr,
         len: umem.region.len,
@@ -183,7 +261,7 @@ fn open_once(cfg: &XdpConfig, ifindex: u32, zero_copy: bool) -> Result<Bound, Op
         fill.push(addr);
     }
     fill.submit();
-    let mut free = Vec::with_capacity(tx_frames as usize);
+    let mut free = Vec::with_capacity((tx_frames / span) as usize);
     free.extend(umem.tx.frame_addrs());
 
     let mode = if zero_copy {
@@ -191,9 +269,14 @@ fn open_once(cfg: &XdpConfig, ifindex: u32, zero_copy: bool) -> Result<Bound, Op
     } else {
         sys::XDP_COPY
     };
+    let sg = if cfg.multi_buffer() {
+        sys::XDP_USE_SG
+    } else {
+        0
+    };
     let addr = SockaddrXdp {
         family: libc::AF_XDP as u16,
-        flags: sys::XDP_USE_NEED_WAKEUP | mode,
+        flags: sys::XDP_USE_NEED_WAKEUP | mode | sg,
         ifindex,
         queue_id: cfg.queue,
         shared_umem_fd: 0,
@@ -209,6 +292,14 @@ fn open_once(cfg: &XdpConfig, ifindex: u32, zero_copy: bool) -> Result<Bound, Op
             fill,
             area: umem.rx,
             refill: Vec::with_capacity(rx_frames as usize),
+            gather: Vec::with_capacity(if cfg.multi_buffer() {
+                cfg.frame_len() as usize
+            } else {
+                0
+            }),
+            gathered: false,
+            skipping: false,
+            max_frame: cfg.frame_len() as usize,
             frames: 0,
             bytes: 0,
             dropped: 0,
@@ -218,6 +309,7 @@ fn open_once(cfg: &XdpConfig, ifindex: u32, zero_copy: bool) -> Result<Bound, Op
             comp,
             area: umem.tx,
             free,
+            span,
             frames: 0,
             bytes: 0,
             dropped: 0,
@@ -304,6 +396,13 @@ impl XdpLink {
                     );
                     zero_copy = false;
                 }
+                Err(OpenError::Bind(e)) if cfg.multi_buffer() && is_errno(&e, &[libc::EINVAL]) => {
+                    return Err(XdpError::Config(format!(
+                        "MTU {} needs multi-buffer AF_XDP (XDP_USE_SG, kernel 6.6+), which \
+                         {} refused: {e}",
+                        cfg.mtu, cfg.ifname
+                    )))
+                }
                 Err(OpenError::Bind(source)) => {
                     return Err(XdpError::Bind {
                         ifname: cfg.ifname.clone(),
@@ -321,6 +420,7 @@ impl XdpLink {
             ifname: cfg.ifname.clone(),
             queue: cfg.queue,
             zero_copy: bound.zero_copy,
+            frame_len: cfg.frame_len() as usize,
             kicks: 0,
             program: program.clone(),
         })
@@ -411,7 +511,7 @@ impl XdpLink {
 
     /// Whether a frame is waiting on the RX ring (without consuming it).
     pub fn rx_ready(&mut self) -> bool {
-        self.rx.ring.available() > 0
+        self.rx.gathered || self.rx.ring.available() > 0
     }
 
     /// Waits up to `timeout` for the socket to become readable (tests and simple loops;
@@ -430,11 +530,13 @@ impl XdpLink {
     }
 }
 
-/// Lends the stack one received frame, straight from the UMEM.
+/// Lends the stack one received frame, straight from the UMEM (or, for a multi-buffer
+/// frame, from the buffer it was gathered into).
 #[derive(Debug)]
 pub struct XdpRxToken<'a> {
     rx: &'a mut RxSide,
-    desc: XdpDesc,
+    /// The single-buffer frame's descriptor; `None` for a gathered frame.
+    desc: Option<XdpDesc>,
 }
 
 impl phy::RxToken for XdpRxToken<'_> {
@@ -443,13 +545,19 @@ impl phy::RxToken for XdpRxToken<'_> {
         F: FnOnce(&[u8]) -> R,
     {
         let rx = self.rx;
+        let Some(desc) = self.desc else {
+            let r = f(&rx.gather);
+            rx.frames += 1;
+            rx.bytes += rx.gather.len() as u64;
+            rx.gather.clear();
+            rx.gathered = false;
+            return r;
+        };
         // `receive` checked the descriptor; an empty frame is what a bad one would yield.
-        let r = f(rx.area.frame(self.desc.addr, self.desc.len).unwrap_or(&[]));
-        rx.ring.advance();
-        rx.ring.release();
-        rx.refill.push(rx.area.frame_base(self.desc.addr));
+        let r = f(rx.area.frame(desc.addr, desc.len).unwrap_or(&[]));
+        rx.consume_desc(desc.addr);
         rx.frames += 1;
-        rx.bytes += u64::from(self.desc.len);
+        rx.bytes += u64::from(desc.len);
         r
     }
 }
@@ -466,7 +574,7 @@ impl phy::TxToken for XdpTxToken<'_> {
         F: FnOnce(&mut [u8]) -> R,
     {
         let tx = self.tx;
-        let fits = len <= tx.area.frame_size() as usize;
+        let fits = len <= tx.area.slot_size() as usize;
         let addr = if fits { tx.free.pop() } else { None };
         let Some(addr) = addr else {
             // Oversized (or, impossibly, no frame): let the stack write somewhere, drop it.
@@ -480,11 +588,19 @@ impl phy::TxToken for XdpTxToken<'_> {
             return f(&mut vec![0u8; len]);
         };
         let r = f(buf);
-        if tx.ring.push(XdpDesc {
-            addr,
-            len: len32,
-            options: 0,
-        }) {
+        // One descriptor per UMEM frame the bytes cover; `ready` made room for `span`.
+        let fs = tx.area.frame_size();
+        let parts = len32.div_ceil(fs).max(1);
+        if tx.ring.free(parts) >= parts {
+            for i in 0..parts {
+                let last = i + 1 == parts;
+                let pushed = tx.ring.push(XdpDesc {
+                    addr: addr + u64::from(i * fs),
+                    len: if last { len32 - i * fs } else { fs },
+                    options: if last { 0 } else { sys::XDP_PKT_CONTD },
+                });
+                debug_assert!(pushed, "checked free slots");
+            }
             tx.frames += 1;
             tx.bytes += u64::from(len32);
         } else {
@@ -503,19 +619,7 @@ impl Device for XdpLink {
         &mut self,
         _timestamp: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let desc = loop {
-            let desc = self.rx.ring.peek()?;
-            if self.rx.area.frame(desc.addr, desc.len).is_some() {
-                break desc;
-            }
-            // A descriptor outside the receive half: skip it, keep the frame if it is ours.
-            self.rx.ring.advance();
-            self.rx.ring.release();
-            if self.rx.area.owns(desc.addr) {
-                self.rx.refill.push(self.rx.area.frame_base(desc.addr));
-            }
-            self.rx.dropped += 1;
-        };
+        let desc = self.rx.next_frame()?.ok();
         if !self.tx.ready() {
             return None;
         }
@@ -539,7 +643,7 @@ impl Device for XdpLink {
     fn capabilities(&self) -> DeviceCapabilities {
         let mut caps = DeviceCapabilities::default();
         caps.medium = Medium::Ethernet;
-        caps.max_transmission_unit = MTU;
+        caps.max_transmission_unit = self.frame_len;
         caps.max_burst_size = Some(BURST);
         caps
     }
@@ -568,7 +672,7 @@ impl Link for XdpLink {
     }
 
     fn prepare_wait(&mut self) -> bool {
-        if self.rx.ring.available() > 0 || !self.rx.refill.is_empty() {
+        if self.rx.ring.available() > 0 || !self.rx.refill.is_empty() || self.rx.gathered {
             return false;
         }
         // Frames queued but unsent would wait for the next wakeup: flush them first.

@@ -20,6 +20,13 @@ pub(crate) const XDP_COPY: u16 = 1 << 1;
 pub(crate) const XDP_ZEROCOPY: u16 = 1 << 2;
 /// `sockaddr_xdp.sxdp_flags`: the kernel sets `XDP_RING_NEED_WAKEUP` instead of polling.
 pub(crate) const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
+/// `sockaddr_xdp.sxdp_flags`: frames larger than one UMEM frame arrive and leave as
+/// several descriptors (multi-buffer, kernel 6.6+).
+pub(crate) const XDP_USE_SG: u16 = 1 << 4;
+/// `xdp_desc.options`: more buffers of the same frame follow this one.
+pub(crate) const XDP_PKT_CONTD: u32 = 1 << 0;
+/// `BPF_PROG_LOAD` `prog_flags`: the XDP program handles multi-buffer frames.
+pub(crate) const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 /// Ring flag: the kernel needs a syscall to make progress on this ring.
 pub(crate) const XDP_RING_NEED_WAKEUP: u32 = 1 << 0;
 pub(crate) const XDP_MMAP_OFFSETS: libc::c_int = 1;

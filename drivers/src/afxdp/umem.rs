@@ -33,13 +33,16 @@ pub(crate) struct RxArea {
     frames: u32,
 }
 
-/// The transmit half, frames `[rx_frames, frame_count)`: one mutable frame at a time.
+/// The transmit half, frames `[rx_frames, frame_count)`, handed out as slots of `span`
+/// consecutive frames (one frame unless the MTU needs several buffers): one mutable slot
+/// at a time.
 #[derive(Debug)]
 pub(crate) struct TxArea {
     map: Arc<Mmap>,
     frame_size: u32,
     first: u32,
     frames: u32,
+    span: u32,
 }
 
 /// A UMEM split into its registration info and its two halves.
@@ -51,9 +54,19 @@ pub(crate) struct Umem {
 }
 
 impl Umem {
-    /// Maps `frame_count` frames of `frame_size` bytes; the first `rx_frames` receive.
-    pub(crate) fn new(frame_size: u32, frame_count: u32, rx_frames: u32) -> io::Result<Umem> {
-        if !frame_size.is_power_of_two() || rx_frames > frame_count {
+    /// Maps `frame_count` frames of `frame_size` bytes; the first `rx_frames` receive, the
+    /// rest transmit in slots of `tx_span` consecutive frames.
+    pub(crate) fn new(
+        frame_size: u32,
+        frame_count: u32,
+        rx_frames: u32,
+        tx_span: u32,
+    ) -> io::Result<Umem> {
+        if !frame_size.is_power_of_two()
+            || rx_frames > frame_count
+            || tx_span == 0
+            || tx_span > frame_count - rx_frames
+        {
             return Err(io::Error::from(io::ErrorKind::InvalidInput));
         }
         let len = usize::try_from(u64::from(frame_size) * u64::from(frame_count))
@@ -75,6 +88,7 @@ impl Umem {
                 frame_size,
                 first: rx_frames,
                 frames: frame_count - rx_frames,
+                span: tx_span,
             },
         })
     }
@@ -133,33 +147,70 @@ impl RxArea {
 }
 
 impl TxArea {
-    /// The base addresses of every transmit frame (to stock the free list).
+    /// Bytes of one slot.
+    fn slot_bytes(&self) -> u64 {
+        u64::from(self.frame_size) * u64::from(self.span)
+    }
+
+    /// Whole slots in the half.
+    fn slots(&self) -> u32 {
+        self.frames / self.span
+    }
+
+    /// The base addresses of every transmit slot (to stock the free list).
     pub(crate) fn frame_addrs(&self) -> impl Iterator<Item = u64> + '_ {
-        (self.first..self.first + self.frames).map(|i| u64::from(i) * u64::from(self.frame_size))
+        let base = u64::from(self.first) * u64::from(self.frame_size);
+        (0..self.slots()).map(move |i| base + u64::from(i) * self.slot_bytes())
     }
 
-    /// Whether `addr` is the base of a transmit frame (validates completion entries).
+    /// `addr` as (slot index, offset in the slot), if it lies in a whole slot.
+    fn locate(&self, addr: u64) -> Option<(u64, u64)> {
+        let rel = addr.checked_sub(u64::from(self.first) * u64::from(self.frame_size))?;
+        let slot = rel / self.slot_bytes();
+        (slot < u64::from(self.slots())).then_some((slot, rel % self.slot_bytes()))
+    }
+
+    /// Whether `addr` is the base of a transmit slot (validates completion entries).
     pub(crate) fn owns(&self, addr: u64) -> bool {
-        addr.is_multiple_of(u64::from(self.frame_size))
-            && checked_range(addr, 0, self.frame_size, self.first, self.frames).is_some()
+        self.locate(addr).is_some_and(|(_, off)| off == 0)
     }
 
-    /// Bytes one frame holds.
+    /// Whether `addr` is the base of a frame inside a slot other than its first: the
+    /// completion of a later buffer of a multi-buffer frame, which frees nothing itself.
+    pub(crate) fn is_continuation(&self, addr: u64) -> bool {
+        self.locate(addr)
+            .is_some_and(|(_, off)| off != 0 && off.is_multiple_of(u64::from(self.frame_size)))
+    }
+
+    /// Bytes one slot holds (the largest frame a slot can carry).
+    pub(crate) fn slot_size(&self) -> u32 {
+        self.frame_size * self.span
+    }
+
+    /// Bytes one UMEM frame holds (the most one descriptor may carry).
     pub(crate) fn frame_size(&self) -> u32 {
         self.frame_size
     }
 
-    /// The first `len` bytes of the transmit frame at `addr`, writable, or `None` when
-    /// `addr`/`len` leave the transmit half.
+    /// The first `len` bytes of the transmit slot at `addr`, writable, or `None` when
+    /// `addr` is not a slot base or `len` leaves the slot.
     pub(crate) fn frame_mut(&mut self, addr: u64, len: u32) -> Option<&mut [u8]> {
-        let r = checked_range(addr, len, self.frame_size, self.first, self.frames)?;
-        // SAFETY: the range lies inside the transmit half of the live mapping held by
-        // `self.map`. `&mut self` makes this the only slice into the transmit half, and the
-        // receive half never overlaps it. The caller only passes frames from its free list,
-        // which the kernel has finished with (they came back through the completion ring or
-        // were never submitted).
+        let (_, off) = self.locate(addr)?;
+        if off != 0 || u64::from(len) > self.slot_bytes() {
+            return None;
+        }
+        let start = usize::try_from(addr).ok()?;
+        let end = start.checked_add(len as usize)?;
+        if end > self.map.len() {
+            return None;
+        }
+        // SAFETY: `[start, end)` lies inside one slot of the transmit half (checked above)
+        // of the live mapping held by `self.map`. `&mut self` makes this the only slice into
+        // the transmit half, and the receive half never overlaps it. The caller only passes
+        // slots from its free list, which the kernel has finished with (they came back
+        // through the completion ring or were never submitted).
         Some(unsafe {
-            std::slice::from_raw_parts_mut(self.map.ptr().as_ptr().add(r.start), r.len())
+            std::slice::from_raw_parts_mut(self.map.ptr().as_ptr().add(start), end - start)
         })
     }
 }
@@ -171,7 +222,7 @@ mod tests {
 
     #[test]
     fn halves_are_disjoint_and_checked() {
-        let mut u = Umem::new(2048, 8, 4).unwrap();
+        let mut u = Umem::new(2048, 8, 4, 1).unwrap();
         assert_eq!(u.region.len, 8 * 2048);
         let rx: Vec<u64> = u.rx.frame_addrs().collect();
         let tx: Vec<u64> = u.tx.frame_addrs().collect();
@@ -195,7 +246,31 @@ mod tests {
 
     #[test]
     fn odd_geometry_is_refused() {
-        assert!(Umem::new(3000, 8, 4).is_err());
-        assert!(Umem::new(2048, 4, 8).is_err());
+        assert!(Umem::new(3000, 8, 4, 1).is_err());
+        assert!(Umem::new(2048, 4, 8, 1).is_err());
+        assert!(Umem::new(2048, 8, 4, 0).is_err());
+        assert!(Umem::new(2048, 8, 4, 5).is_err());
+    }
+
+    #[test]
+    fn multi_buffer_slots_span_consecutive_frames() {
+        // 4 receive frames, 7 transmit frames in slots of 3 (the 7th is unused).
+        let mut u = Umem::new(4096, 11, 4, 3).unwrap();
+        let tx: Vec<u64> = u.tx.frame_addrs().collect();
+        assert_eq!(tx, vec![4 * 4096, 7 * 4096]);
+        assert_eq!(u.tx.slot_size(), 3 * 4096);
+        let slot = u.tx.frame_mut(4 * 4096, 9014).unwrap();
+        assert_eq!(slot.len(), 9014);
+        slot.fill(1);
+        assert!(
+            u.tx.frame_mut(4 * 4096, 3 * 4096 + 1).is_none(),
+            "past the slot"
+        );
+        assert!(u.tx.frame_mut(5 * 4096, 10).is_none(), "not a slot base");
+        assert!(u.tx.frame_mut(10 * 4096, 10).is_none(), "the unused tail");
+        assert!(u.tx.owns(7 * 4096) && !u.tx.owns(8 * 4096));
+        assert!(u.tx.is_continuation(8 * 4096) && u.tx.is_continuation(9 * 4096));
+        assert!(!u.tx.is_continuation(7 * 4096) && !u.tx.is_continuation(8 * 4096 + 1));
+        assert!(!u.tx.is_continuation(10 * 4096), "outside every slot");
     }
 }

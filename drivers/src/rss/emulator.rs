@@ -22,6 +22,7 @@ const KIND: ProgKind = ProgKind {
     prog_type: BPF_PROG_TYPE_SCHED_CLS,
     expected_attach_type: BPF_TCX_EGRESS,
     name: "sixstack_rss",
+    prog_flags: 0,
 };
 
 /// How the program got onto the interface.
