@@ -7,6 +7,10 @@
 //! Everything is level-triggered: a connection is watched for `EPOLLIN` until
 //! a write would block, then only for `EPOLLOUT` until its backlog drains
 //! (backpressure instead of unbounded buffering).
+//!
+//! UDP is batched like a tuned kernel server: each readiness event drains the
+//! socket with `recvmmsg` (up to [`UDP_BATCH`] datagrams a call) and echoes
+//! each batch with `sendmmsg`, from buffers preallocated per worker.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -15,7 +19,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::sys::{core_for, event_buffer, event_parts, pin_current, set_backlog, Epoll};
+use crate::sys::{core_for, event_buffer, event_parts, pin_current, set_backlog, Epoll, MmsgBatch};
 
 const TOKEN_LISTENER: u64 = u64::MAX;
 const TOKEN_UDP: u64 = u64::MAX - 1;
@@ -23,8 +27,17 @@ const TOKEN_UDP: u64 = u64::MAX - 1;
 const STOP_POLL_MS: i32 = 50;
 /// Reads per readiness event on one connection before yielding to others.
 const READS_PER_EVENT: usize = 16;
-/// Datagrams per readiness event on the UDP socket.
-const DATAGRAMS_PER_EVENT: usize = 64;
+/// Datagrams per `recvmmsg` / `sendmmsg` call.
+const UDP_BATCH: usize = 64;
+/// `recvmmsg` calls per readiness event on the UDP socket before yielding to
+/// the TCP connections (level-triggered: leftovers wake us again).
+const UDP_BATCHES_PER_EVENT: usize = 4;
+/// Payload room per datagram at first: any datagram on a 1500-byte MTU path.
+const UDP_SLOT: usize = 2048;
+/// Payload room once a longer datagram was seen (it is dropped, see
+/// [`EchoServer::echo_udp`]): the largest UDP payload (65507 bytes over IPv4,
+/// 65527 over IPv6) fits.
+const UDP_SLOT_MAX: usize = 65536;
 const BUF_SIZE: usize = 64 * 1024;
 const LISTEN_BACKLOG: i32 = 4096;
 
@@ -44,8 +57,13 @@ pub struct EchoOptions {
 pub struct EchoStats {
     pub accepted: u64,
     pub tcp_bytes: u64,
+    /// UDP datagrams echoed.
     pub udp_datagrams: u64,
+    /// Payload bytes of the UDP datagrams echoed.
     pub udp_bytes: u64,
+    /// UDP datagrams received but not echoed: the send buffer was full, the
+    /// send failed, or the datagram was longer than the receive slot.
+    pub udp_dropped: u64,
 }
 
 impl EchoStats {
@@ -54,6 +72,7 @@ impl EchoStats {
         self.tcp_bytes += o.tcp_bytes;
         self.udp_datagrams += o.udp_datagrams;
         self.udp_bytes += o.udp_bytes;
+        self.udp_dropped += o.udp_dropped;
     }
 }
 
@@ -63,6 +82,9 @@ pub struct EchoServer {
     tcp: TcpListener,
     udp: UdpSocket,
     addr: SocketAddr,
+    /// Set once any worker has seen a UDP datagram longer than [`UDP_SLOT`]:
+    /// every worker then grows its slots to [`UDP_SLOT_MAX`].
+    udp_large: AtomicBool,
 }
 
 impl EchoServer {
@@ -82,6 +104,7 @@ impl EchoServer {
                         tcp,
                         udp,
                         addr: local,
+                        udp_large: AtomicBool::new(false),
                     });
                 }
                 // The ephemeral TCP port is taken for UDP: try another one.
@@ -175,6 +198,11 @@ impl EchoServer {
         let mut conns: HashMap<u64, EchoConn> = HashMap::new();
         let mut stats = EchoStats::default();
         let mut buf = vec![0u8; BUF_SIZE];
+        let mut udp = UdpEcho {
+            batch: MmsgBatch::new(UDP_BATCH, UDP_SLOT),
+            out: Vec::with_capacity(UDP_BATCH),
+            large: false,
+        };
         let mut events = event_buffer(256);
         loop {
             if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -185,7 +213,7 @@ impl EchoServer {
                 let (token, bits) = event_parts(ev);
                 match token {
                     TOKEN_LISTENER => self.accept_all(&ep, &mut conns, &mut stats)?,
-                    TOKEN_UDP => self.echo_udp(&mut buf, &mut stats)?,
+                    TOKEN_UDP => self.echo_udp(&mut udp, &mut stats),
                     _ => {
                         let keep = match conns.get_mut(&token) {
                             Some(c) => c.on_event(&ep, token, bits, &mut buf, &mut stats),
@@ -237,24 +265,92 @@ impl EchoServer {
         }
     }
 
-    fn echo_udp(&self, buf: &mut [u8], stats: &mut EchoStats) -> io::Result<()> {
-        for _ in 0..DATAGRAMS_PER_EVENT {
-            match self.udp.recv_from(buf) {
-                Ok((n, peer)) => {
-                    // A full socket buffer drops the reply, as a network would.
-                    if self.udp.send_to(&buf[..n], peer).is_ok() {
-                        stats.udp_datagrams += 1;
-                        stats.udp_bytes += n as u64;
-                    }
+    /// Drains the UDP socket in `recvmmsg` batches and echoes each batch.
+    ///
+    /// A datagram longer than the current slot arrives truncated: it is
+    /// dropped (an echo must be byte-exact) and the slots of every worker
+    /// grow to [`UDP_SLOT_MAX`] so later ones fit. Small datagrams keep the
+    /// compact 2 KiB slots; a run of large ones loses about one datagram
+    /// per server (a few if workers race), not one per worker.
+    fn echo_udp(&self, u: &mut UdpEcho, stats: &mut EchoStats) {
+        if !u.large && self.udp_large.load(Ordering::Relaxed) {
+            u.batch.set_slot_size(UDP_SLOT_MAX);
+            u.large = true;
+        }
+        for _ in 0..UDP_BATCHES_PER_EVENT {
+            let n = match u.batch.recv(&self.udp) {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                // EINTR, or an error queued on the socket by an earlier send:
+                // it is consumed by this call, try again.
+                Err(_) => continue,
+            };
+            u.out.clear();
+            let mut grow = false;
+            for i in 0..n {
+                if u.batch.truncated(i) {
+                    stats.udp_dropped += 1;
+                    grow = true;
+                } else {
+                    u.out.push(i);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                // ICMP errors from earlier sends surface here; ignore them.
-                Err(_) => {}
+            }
+            self.send_batch(u, stats);
+            if grow {
+                u.batch.set_slot_size(UDP_SLOT_MAX);
+                u.large = true;
+                self.udp_large.store(true, Ordering::Relaxed);
+            }
+            if n < u.batch.capacity() {
+                // Drained (level-triggered: more data will wake us again).
+                return;
             }
         }
-        Ok(())
     }
+
+    /// Echoes the datagrams in `u.out` with `sendmmsg`, resending the
+    /// remainder after a partial send.
+    ///
+    /// Drop policy: when the send buffer is full (`EAGAIN`) the rest of the
+    /// batch is dropped and counted in `udp_dropped`, as a congested network
+    /// would drop it, rather than stalling this worker (and its TCP
+    /// connections) on writability; the kernel server did the same before
+    /// batching. A datagram whose send fails otherwise is dropped alone.
+    fn send_batch(&self, u: &mut UdpEcho, stats: &mut EchoStats) {
+        let mut off = 0;
+        while off < u.out.len() {
+            match u.batch.send_back(&self.udp, &u.out[off..]) {
+                Ok(k) if k > 0 => {
+                    let k = k.min(u.out.len() - off);
+                    for &i in &u.out[off..off + k] {
+                        stats.udp_datagrams += 1;
+                        stats.udp_bytes += u.batch.len(i) as u64;
+                    }
+                    off += k;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => {
+                    stats.udp_dropped += 1;
+                    off += 1;
+                }
+                // Full send buffer (or nothing sent): drop the rest.
+                _ => {
+                    stats.udp_dropped += (u.out.len() - off) as u64;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Per-worker UDP batch state: the `recvmmsg`/`sendmmsg` buffers and the
+/// slots of the current batch to echo (both preallocated).
+#[derive(Debug)]
+struct UdpEcho {
+    batch: MmsgBatch,
+    out: Vec<usize>,
+    /// The slots have grown to [`UDP_SLOT_MAX`].
+    large: bool,
 }
 
 /// One accepted TCP connection.
