@@ -14,8 +14,8 @@ use sixstack_drivers::rss::{self, NtupleRule, Proto as RssProto, RssConfig};
 use sixstack_drivers::tap::TapLink;
 use sixstack_drivers::{netdev, Link};
 use sixstack_stack::{
-    IpAddress, MeshEnd, Net, Proto as StackProto, ReceiveQueueFn, Shard, ShardControl, ShardStats,
-    StackConfig,
+    IpAddress, ListenOptions, MeshEnd, Net, Proto as StackProto, ReceiveQueueFn, Shard,
+    ShardControl, ShardStats, StackConfig,
 };
 
 use crate::config::{Config, DriverKind, Proto, RssSetting, ServiceKind, XdpMode, ZeroCopySetting};
@@ -99,8 +99,15 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32) {
         let port = *svc.port.get_ref();
         if svc.proto != Proto::Udp {
             let n = net.clone();
+            let mut opts = ListenOptions::from_config(net);
+            if let Some(b) = &svc.rx_buffer {
+                opts.rx_buffer = *b.get_ref();
+            }
+            if let Some(b) = &svc.tx_buffer {
+                opts.tx_buffer = *b.get_ref();
+            }
             net.spawn(async move {
-                if let Err(e) = sixstack_basic::serve_tcp(n, kind, port).await {
+                if let Err(e) = sixstack_basic::serve_tcp_with(n, kind, port, opts).await {
                     log::error!("tcp {} on port {port} stopped: {e}", kind.name());
                 }
             });

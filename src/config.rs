@@ -258,6 +258,14 @@ pub struct Service {
     /// The shards (queues) that run it; default: every shard.
     #[serde(default)]
     pub shards: Option<Spanned<Vec<u32>>>,
+    /// Receive buffer of each TCP connection, bytes (default: `[tcp] rx_buffer`). A bulk
+    /// service wants a large one (its window), a service with many short connections a
+    /// small one: every accepted connection allocates and clears its buffers.
+    #[serde(default)]
+    pub rx_buffer: Option<Spanned<usize>>,
+    /// Transmit buffer of each TCP connection, bytes (default: `[tcp] tx_buffer`).
+    #[serde(default)]
+    pub tx_buffer: Option<Spanned<usize>>,
 }
 
 /// The whole file.
@@ -423,14 +431,25 @@ impl Config {
             Some(s) => Some(parse_mac(s.get_ref()).map_err(|r| err(s.span(), r))?),
             None => None,
         };
+        let service_buffers = file.services.iter().flat_map(|s| {
+            [
+                s.rx_buffer.as_ref().map(|v| (v, "service.rx_buffer")),
+                s.tx_buffer.as_ref().map(|v| (v, "service.tx_buffer")),
+            ]
+            .into_iter()
+            .flatten()
+        });
         for (v, what) in [
-            (&file.tcp.rx_buffer, "rx_buffer"),
-            (&file.tcp.tx_buffer, "tx_buffer"),
-        ] {
+            (&file.tcp.rx_buffer, "tcp.rx_buffer"),
+            (&file.tcp.tx_buffer, "tcp.tx_buffer"),
+        ]
+        .into_iter()
+        .chain(service_buffers)
+        {
             if !(1024..=64 * 1024 * 1024).contains(v.get_ref()) {
                 return Err(err(
                     v.span(),
-                    format!("tcp.{what} must be between 1024 and 67108864 bytes"),
+                    format!("{what} must be between 1024 and 67108864 bytes"),
                 ));
             }
         }

@@ -9,6 +9,7 @@ use crate::flow::{classify, Class, FlowKey};
 use crate::mesh::MeshEnd;
 use crate::net::{Core, FlowEntry};
 use crate::oneframe::OneFrame;
+use crate::sockets::LISTEN_SET;
 
 /// Where a frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,7 +119,9 @@ fn pinned_owner(core: &Core, key: &FlowKey) -> Option<u32> {
 }
 
 /// Steers one frame: feeds it to smoltcp with `tx` for the reply, or hands it over.
-/// Returns true when it was handed over.
+/// Returns true when it was handed over. Time spent handing over or copying to other
+/// shards (the serialized work of the NP ratio) is added to `np_ns`; the local path reads
+/// no clock.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn steer<T: TxToken>(
     core: &mut Core,
@@ -129,11 +132,14 @@ pub(crate) fn steer<T: TxToken>(
     tx: T,
     now: Instant,
     hops: u8,
+    np_ns: &mut u64,
 ) -> bool {
     let class = classify(frame);
     match decide(core, mesh, class, hops) {
         Verdict::Send(to, hops_now) => {
+            let t = std::time::Instant::now();
             let sent = mesh.is_some_and(|m| m.send(to, frame, hops_now));
+            *np_ns += t.elapsed().as_nanos() as u64;
             if sent {
                 counters.handoffs_out += 1;
                 if hops_now > hops {
@@ -147,6 +153,7 @@ pub(crate) fn steer<T: TxToken>(
         v => {
             if v == Verdict::LocalAndCopy {
                 if let Some(m) = mesh {
+                    let t = std::time::Instant::now();
                     for to in (0..m.shards()).filter(|&s| s != core.shard) {
                         if m.send(to, frame, COPY) {
                             counters.neighbor_copies += 1;
@@ -154,6 +161,7 @@ pub(crate) fn steer<T: TxToken>(
                             counters.handoff_dropped += 1;
                         }
                     }
+                    *np_ns += t.elapsed().as_nanos() as u64;
                 }
             }
             if v == Verdict::LocalSyn {
@@ -174,7 +182,7 @@ pub(crate) fn steer<T: TxToken>(
                     .flows
                     .get(&key)
                     .and_then(|e| e.socket)
-                    .map_or(0, |s| s.set),
+                    .map_or(LISTEN_SET, |s| s.set),
                 _ => 0,
             };
             core.sockets.mark(set);

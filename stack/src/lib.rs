@@ -34,7 +34,7 @@ pub use ingress::SteerCounters;
 pub use mesh::{mesh, Handoff, MeshEnd};
 pub use net::{Net, NetCounters};
 pub use shard::{Shard, ShardControl, ShardStats};
-pub use tcp::{TcpListener, TcpStream};
+pub use tcp::{ListenOptions, TcpListener, TcpStream};
 pub use timer::{timeout, Elapsed, Sleep};
 pub use udp::UdpSocket;
 

@@ -169,7 +169,14 @@ impl Clock {
     }
 
     fn now(&self) -> Instant {
-        Instant::from_micros(self.base_us + self.start.elapsed().as_micros() as i64)
+        self.at(std::time::Instant::now())
+    }
+
+    /// Shard time at the monotonic instant `t` (read by the caller).
+    fn at(&self, t: std::time::Instant) -> Instant {
+        Instant::from_micros(
+            self.base_us + t.saturating_duration_since(self.start).as_micros() as i64,
+        )
     }
 }
 
@@ -350,10 +357,7 @@ impl<L: Link> Shard<L> {
                 self.stats.frames_in += 1;
                 worked = true;
                 rx.consume(|frame| {
-                    let t = std::time::Instant::now();
-                    if steer(core, mesh, counters, caps, frame, tx, now, 0) {
-                        np += t.elapsed().as_nanos() as u64;
-                    }
+                    steer(core, mesh, counters, caps, frame, tx, now, 0, &mut np);
                 });
             }
             self.stats.np_ns += np;
@@ -361,9 +365,12 @@ impl<L: Link> Shard<L> {
         self.net.timers().fire(now);
         let mut polled = 0;
         loop {
-            let spawned: Vec<_> = self.net.inner.spawned.borrow_mut().drain(..).collect();
-            for t in spawned {
-                self.executor.insert(t);
+            // Most rounds spawn nothing: no allocation for them.
+            if !self.net.inner.spawned.borrow().is_empty() {
+                let spawned: Vec<_> = self.net.inner.spawned.borrow_mut().drain(..).collect();
+                for t in spawned {
+                    self.executor.insert(t);
+                }
             }
             if polled >= TASK_BUDGET || !self.executor.has_ready() {
                 break;
@@ -447,7 +454,6 @@ impl<L: Link> Shard<L> {
         let Some(mesh) = self.mesh.as_ref() else {
             return false;
         };
-        let t = std::time::Instant::now();
         while self.pending.len() < RX_BATCH {
             match mesh.receiver.try_recv() {
                 Ok(h) => self.pending.push_back(h),
@@ -457,6 +463,7 @@ impl<L: Link> Shard<L> {
         if self.pending.is_empty() {
             return false;
         }
+        let t = std::time::Instant::now();
         let mut core = self.net.core();
         let core = &mut *core;
         while let Some(h) = self.pending.pop_front() {
@@ -468,6 +475,8 @@ impl<L: Link> Shard<L> {
             if h.hops != crate::ingress::COPY {
                 self.stats.steer.handoffs_in += 1;
             }
+            // The whole hand-over intake is counted as serialized work below.
+            let mut np = 0;
             steer(
                 core,
                 Some(mesh),
@@ -477,6 +486,7 @@ impl<L: Link> Shard<L> {
                 tx,
                 now,
                 h.hops,
+                &mut np,
             );
         }
         self.stats.np_ns += t.elapsed().as_nanos() as u64;
@@ -522,27 +532,35 @@ impl<L: Link> Shard<L> {
         self.executor.set_owner_thread();
         let busy_poll = Duration::from_micros(self.net.config().busy_poll_us);
         let mut last_work = std::time::Instant::now();
+        // Two clock reads a round (its start and its end), shared by the protocol clock,
+        // the busy/idle accounting and the busy-poll window: on a virtual machine a clock
+        // read can cost as much as a small frame's whole trip through the stack.
+        let mut started = std::time::Instant::now();
         while !self.control.is_stopped() && go_on() {
             if self.control.drain.load(Ordering::Acquire) && self.drained() {
                 break;
             }
-            let started = std::time::Instant::now();
-            let now = self.clock.now();
-            if self.round(now) {
-                let spent = started.elapsed().as_nanos() as u64;
+            let now = self.clock.at(started);
+            let worked = self.round(now);
+            let ended = std::time::Instant::now();
+            let spent = ended.saturating_duration_since(started).as_nanos() as u64;
+            if worked {
                 self.stats.busy_rounds += 1;
                 self.stats.busy_ns += spent;
                 let _ = self.loop_hist.record(spent.max(1));
-                last_work = std::time::Instant::now();
+                last_work = ended;
             } else {
-                self.stats.idle_ns += started.elapsed().as_nanos() as u64;
+                self.stats.idle_ns += spent;
             }
+            started = ended;
             if !go_on() {
                 break;
             }
             let next = self.next_deadline(now);
-            let now2 = self.clock.now();
-            if next.is_some_and(|t| t <= now2) || last_work.elapsed() < busy_poll {
+            let now2 = self.clock.at(ended);
+            if next.is_some_and(|t| t <= now2)
+                || ended.saturating_duration_since(last_work) < busy_poll
+            {
                 continue;
             }
             let timeout = next.map(|t| Duration::from_micros((t - now2).total_micros()));
@@ -554,7 +572,7 @@ impl<L: Link> Shard<L> {
                 continue;
             }
             self.stats.sleeps += 1;
-            let slept = std::time::Instant::now();
+            let slept = ended;
             let disk_fd = self.net.inner.disk.borrow().wait_fd();
             match self.link.wait_fd() {
                 Some(fd) => match disk_fd {
@@ -570,7 +588,8 @@ impl<L: Link> Shard<L> {
                     wait_readable(&[self.control.bell.fd()], Some(t))?;
                 }
             }
-            self.stats.idle_ns += slept.elapsed().as_nanos() as u64;
+            started = std::time::Instant::now();
+            self.stats.idle_ns += started.saturating_duration_since(slept).as_nanos() as u64;
         }
         // Frames other shards handed over that this shard will never take: counted, not
         // lost silently.

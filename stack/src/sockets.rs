@@ -1,7 +1,9 @@
 //! The shard's sockets, split into buckets so that the cost of a frame does not grow with
 //! the number of connections. smoltcp scans a whole `SocketSet` for every segment and for
-//! every egress poll; here set 0 holds listeners' backlogs, UDP and ICMP sockets, and each
-//! TCP connection lives in one of [`BUCKETS`] small sets chosen by its flow hash. Ingress
+//! every egress poll; here set 0 holds UDP and ICMP sockets, set [`LISTEN_SET`] the
+//! listeners' backlogs (so a datagram's egress poll does not walk hundreds of listening
+//! sockets), and each TCP connection lives in one of [`BUCKETS`] small sets chosen by its
+//! flow hash. Ingress
 //! feeds a frame to the one set its flow table entry names; egress polls only the sets
 //! that were touched or whose timers are due.
 
@@ -14,8 +16,10 @@ use smoltcp::time::Instant;
 
 use crate::flow::FlowKey;
 
-/// Connection buckets (besides set 0).
+/// Connection buckets (sets 1..=BUCKETS).
 pub(crate) const BUCKETS: u32 = 1024;
+/// The set of every listener's backlog of listening (and half-open) sockets.
+pub(crate) const LISTEN_SET: u32 = BUCKETS + 1;
 
 /// A socket of the shard: which set, and smoltcp's handle in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -36,7 +40,7 @@ pub(crate) struct Sets {
 
 impl Sets {
     pub(crate) fn new() -> Sets {
-        let n = BUCKETS as usize + 1;
+        let n = LISTEN_SET as usize + 1;
         Sets {
             sets: (0..n).map(|_| SocketSet::new(Vec::new())).collect(),
             dirty: vec![false; n],

@@ -19,7 +19,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::flow::{FlowKey, Proto};
 use crate::net::FlowEntry;
-use crate::sockets::{Sets, Sock};
+use crate::sockets::{Sets, Sock, LISTEN_SET};
 use crate::Net;
 
 /// How long an active open may take before it fails with `TimedOut`.
@@ -27,9 +27,38 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn new_socket(net: &Net) -> tcp::Socket<'static> {
     let cfg = net.config();
-    let rx = tcp::SocketBuffer::new(vec![0u8; cfg.tcp_rx_buffer]);
-    let tx = tcp::SocketBuffer::new(vec![0u8; cfg.tcp_tx_buffer]);
+    sized_socket(cfg.tcp_rx_buffer, cfg.tcp_tx_buffer)
+}
+
+fn sized_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
+    let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
+    let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
     tcp::Socket::new(rx, tx)
+}
+
+/// How a listener is set up: its backlog and the buffers of the connections it accepts.
+/// Bulk services want large buffers (a large window), services with many short
+/// connections small ones: every accepted connection allocates and clears both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenOptions {
+    /// Listening sockets kept ready (at least 1).
+    pub backlog: usize,
+    /// Receive buffer per connection, bytes (the advertised window's ceiling).
+    pub rx_buffer: usize,
+    /// Transmit buffer per connection, bytes.
+    pub tx_buffer: usize,
+}
+
+impl ListenOptions {
+    /// The shard's configured backlog and buffer sizes.
+    pub fn from_config(net: &Net) -> ListenOptions {
+        let cfg = net.config();
+        ListenOptions {
+            backlog: cfg.backlog,
+            rx_buffer: cfg.tcp_rx_buffer,
+            tx_buffer: cfg.tcp_tx_buffer,
+        }
+    }
 }
 
 /// A TCP listening port with a backlog of ready listening sockets.
@@ -37,6 +66,8 @@ pub struct TcpListener {
     net: Net,
     endpoint: IpListenEndpoint,
     pool: RefCell<Vec<Sock>>,
+    rx_buffer: usize,
+    tx_buffer: usize,
 }
 
 impl std::fmt::Debug for TcpListener {
@@ -62,6 +93,20 @@ impl TcpListener {
         endpoint: impl Into<IpListenEndpoint>,
         backlog: usize,
     ) -> io::Result<TcpListener> {
+        let opts = ListenOptions {
+            backlog,
+            ..ListenOptions::from_config(net)
+        };
+        TcpListener::bind_with(net, endpoint, opts)
+    }
+
+    /// Listens with explicit options.
+    pub fn bind_with(
+        net: &Net,
+        endpoint: impl Into<IpListenEndpoint>,
+        opts: ListenOptions,
+    ) -> io::Result<TcpListener> {
+        let backlog = opts.backlog;
         let endpoint = endpoint.into();
         if endpoint.port == 0 {
             return Err(io::Error::new(
@@ -73,6 +118,8 @@ impl TcpListener {
             net: net.clone(),
             endpoint,
             pool: RefCell::new(Vec::with_capacity(backlog.max(1))),
+            rx_buffer: opts.rx_buffer.max(1),
+            tx_buffer: opts.tx_buffer.max(1),
         };
         for _ in 0..backlog.max(1) {
             let h = listener.listening_socket()?;
@@ -83,10 +130,10 @@ impl TcpListener {
     }
 
     fn listening_socket(&self) -> io::Result<Sock> {
-        let mut s = new_socket(&self.net);
+        let mut s = sized_socket(self.rx_buffer, self.tx_buffer);
         s.listen(self.endpoint)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("listen: {e}")))?;
-        Ok(self.net.core().sockets.add(s))
+        Ok(self.net.core().sockets.add_to(LISTEN_SET, s))
     }
 
     /// The endpoint this listener accepts on.

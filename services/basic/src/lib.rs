@@ -8,7 +8,7 @@
 use std::io;
 
 use sixstack_stack::smoltcp::wire::IpListenEndpoint;
-use sixstack_stack::{Net, TcpListener, TcpStream, UdpSocket};
+use sixstack_stack::{ListenOptions, Net, TcpListener, TcpStream, UdpSocket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Which built-in service.
@@ -36,7 +36,18 @@ impl Kind {
 /// Listens on TCP `port` and serves every connection with `kind`, each on its own task.
 /// Returns only if the listener cannot be created.
 pub async fn serve_tcp(net: Net, kind: Kind, port: u16) -> io::Result<()> {
-    let listener = TcpListener::bind(&net, IpListenEndpoint { addr: None, port })?;
+    let opts = ListenOptions::from_config(&net);
+    serve_tcp_with(net, kind, port, opts).await
+}
+
+/// [`serve_tcp`] with explicit listener options (backlog, per-connection buffers).
+pub async fn serve_tcp_with(
+    net: Net,
+    kind: Kind,
+    port: u16,
+    opts: ListenOptions,
+) -> io::Result<()> {
+    let listener = TcpListener::bind_with(&net, IpListenEndpoint { addr: None, port }, opts)?;
     log::info!("tcp {} listening on port {port}", kind.name());
     loop {
         let (stream, peer) = match listener.accept().await {
@@ -73,7 +84,9 @@ pub async fn echo_reporting(stream: TcpStream, net: &Net) -> io::Result<u64> {
 
 async fn echo_inner(mut stream: TcpStream, net: Option<&Net>) -> io::Result<u64> {
     stream.set_nodelay(true);
-    let mut buf = vec![0u8; 64 * 1024];
+    // Cleared once per connection: small enough that a connection-per-request client does
+    // not pay for it, large enough for a bulk echo to move a window's worth per read.
+    let mut buf = vec![0u8; 16 * 1024];
     let mut total = 0u64;
     loop {
         let n = stream.read(&mut buf).await?;
