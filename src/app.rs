@@ -18,7 +18,11 @@ use sixstack_stack::{
     ShardControl, ShardStats, StackConfig,
 };
 
-use crate::config::{Config, DriverKind, Proto, RssSetting, ServiceKind, XdpMode, ZeroCopySetting};
+use sixstack_tls::{ClientAuth, ServerFactory, ServerSettings, TlsPolicy};
+
+use crate::config::{
+    ClientAuthSetting, Config, DriverKind, Proto, RssSetting, ServiceKind, XdpMode, ZeroCopySetting,
+};
 use crate::control::{ControlServer, Histo, ShardReport, StatsReport, StatsSource};
 
 /// Why the appliance could not start or stopped with an error.
@@ -42,6 +46,9 @@ pub enum AppError {
     /// The control socket could not be opened.
     #[error("control socket: {0}")]
     Control(String),
+    /// The TLS material or policy was refused.
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// The MAC a TAP-attached stack uses when none is configured (locally administered).
@@ -88,24 +95,90 @@ fn runs_on(svc: &crate::config::Service, shard: u32) -> bool {
         .is_none_or(|s| s.get_ref().contains(&shard))
 }
 
-/// Starts the configured services that run on `shard`.
-pub fn start_services(net: &Net, cfg: &Config, shard: u32) {
+/// Loads the TLS material of `[tls]` (once, before the shards start): every shard's
+/// acceptor is made from it.
+pub fn tls_factory(cfg: &Config) -> Result<Option<Arc<ServerFactory>>, AppError> {
+    let Some(t) = &cfg.file.tls else {
+        return Ok(None);
+    };
+    let mut s = ServerSettings::new(cfg.path(t.cert.get_ref()), cfg.path(t.key.get_ref()));
+    s.client_ca = t.client_ca.as_ref().map(|p| cfg.path(p.get_ref()));
+    s.client_auth = match t.client_auth.get_ref() {
+        ClientAuthSetting::None => ClientAuth::None,
+        ClientAuthSetting::Optional => ClientAuth::Optional,
+        ClientAuthSetting::Required => ClientAuth::Required,
+    };
+    s.policy = TlsPolicy {
+        require_tls13: t.min_version.get_ref() == "1.3",
+    };
+    s.session_cache = t.session_cache;
+    s.tickets = t.tickets;
+    s.ticket_rotation = Duration::from_secs(*t.ticket_rotation_s.get_ref());
+    let f = ServerFactory::new(s).map_err(|e| AppError::Tls(e.to_string()))?;
+    if let Some(leaf) = f.resolver().leaf() {
+        log::info!(
+            "tls: serving {} ({} {} bits, not after {}) with {}",
+            leaf.subject,
+            leaf.key_type,
+            leaf.key_bits,
+            leaf.not_after,
+            sixstack_tls::provider::name()
+        );
+    }
+    Ok(Some(Arc::new(f)))
+}
+
+fn listen_options(net: &Net, svc: &crate::config::Service) -> ListenOptions {
+    let mut opts = ListenOptions::from_config(net);
+    if let Some(b) = &svc.rx_buffer {
+        opts.rx_buffer = *b.get_ref();
+    }
+    if let Some(b) = &svc.tx_buffer {
+        opts.tx_buffer = *b.get_ref();
+    }
+    opts
+}
+
+/// Starts the configured services that run on `shard` (TLS ones with an acceptor made
+/// from `tls` for this shard).
+pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFactory>) {
     for svc in cfg.file.services.iter().filter(|s| runs_on(s, shard)) {
+        let port = *svc.port.get_ref();
+        let tls_kind = match svc.kind {
+            ServiceKind::TlsEcho => Some(sixstack_tls::service::Kind::Echo),
+            ServiceKind::TlsHttp => Some(sixstack_tls::service::Kind::Http),
+            ServiceKind::StarttlsEcho => Some(sixstack_tls::service::Kind::StartTlsEcho),
+            _ => None,
+        };
+        if let Some(tkind) = tls_kind {
+            let acceptor = match tls.map(ServerFactory::acceptor) {
+                Some(Ok(a)) => a,
+                Some(Err(e)) => {
+                    log::error!("{} on port {port}: {e}", tkind.name());
+                    continue;
+                }
+                None => {
+                    log::error!("{} on port {port}: no [tls] material", tkind.name());
+                    continue;
+                }
+            };
+            let n = net.clone();
+            let opts = listen_options(net, svc);
+            net.spawn(async move {
+                if let Err(e) = sixstack_tls::service::serve(n, tkind, port, opts, acceptor).await {
+                    log::error!("{} on port {port} stopped: {e}", tkind.name());
+                }
+            });
+            continue;
+        }
         let kind = match svc.kind {
-            ServiceKind::Echo => Kind::Echo,
             ServiceKind::Discard => Kind::Discard,
             ServiceKind::Chargen => Kind::Chargen,
+            _ => Kind::Echo,
         };
-        let port = *svc.port.get_ref();
         if svc.proto != Proto::Udp {
             let n = net.clone();
-            let mut opts = ListenOptions::from_config(net);
-            if let Some(b) = &svc.rx_buffer {
-                opts.rx_buffer = *b.get_ref();
-            }
-            if let Some(b) = &svc.tx_buffer {
-                opts.tx_buffer = *b.get_ref();
-            }
+            let opts = listen_options(net, svc);
             net.spawn(async move {
                 if let Err(e) = sixstack_basic::serve_tcp_with(n, kind, port, opts).await {
                     log::error!("tcp {} on port {port} stopped: {e}", kind.name());
@@ -135,12 +208,12 @@ pub fn service_placement(cfg: &Config, shards: u32) -> Vec<String> {
                 Proto::Udp => "udp",
                 Proto::Both => "tcp+udp",
             };
+            let proto = if svc.kind.is_tls() { "tcp" } else { proto };
             format!(
-                "{:?} {proto}/{} on shards {on:?}",
-                svc.kind,
+                "{} {proto}/{} on shards {on:?}",
+                svc.kind.name(),
                 svc.port.get_ref()
             )
-            .to_lowercase()
         })
         .collect()
 }
@@ -740,10 +813,17 @@ pub fn print_placement(running: &Running) {
 pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppError> {
     let services = cfg.clone();
     let control = cfg.file.control.clone();
+    let tls = tls_factory(&cfg)?;
+    let tls_job = tls.clone();
     let running = start(
         cfg,
-        Arc::new(move |net: &Net, shard| start_services(net, &services, shard)),
+        Arc::new(move |net: &Net, shard| start_services(net, &services, shard, tls_job.as_deref())),
     )?;
+    // SIGHUP reloads the TLS material; a failed reload keeps the current one.
+    let reload = Arc::new(AtomicBool::new(false));
+    if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()) {
+        log::warn!("cannot catch SIGHUP: {e}");
+    }
     let server = match ControlServer::start(
         std::path::Path::new(&control.socket),
         control.group,
@@ -759,6 +839,19 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppErr
     println!("control socket: {}", control.socket);
     while !stop.load(Ordering::Acquire) && !running.is_finished() {
         std::thread::sleep(Duration::from_millis(50));
+        if reload.swap(false, Ordering::AcqRel) {
+            if let Some(f) = &tls {
+                match f.resolver().reload() {
+                    Ok(leaf) => log::info!(
+                        "tls: reloaded: now serving {} (serial {}, not after {})",
+                        leaf.subject,
+                        leaf.serial,
+                        leaf.not_after
+                    ),
+                    Err(e) => log::error!("tls: reload failed, the current certificate stays: {e}"),
+                }
+            }
+        }
     }
     log::info!(
         "shutting down: open connections get {} s",

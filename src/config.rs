@@ -242,6 +242,99 @@ pub enum ServiceKind {
     Discard,
     /// Chargen.
     Chargen,
+    /// Echo under implicit TLS (needs `[tls]`; TCP only).
+    #[serde(rename = "tls-echo", alias = "tls_echo")]
+    TlsEcho,
+    /// An HTTP/1.1 page describing the TLS session (needs `[tls]`; TCP only).
+    #[serde(rename = "tls-http", alias = "tls_http")]
+    TlsHttp,
+    /// Plain-text greeting, `STARTTLS`, then echo under TLS (needs `[tls]`; TCP only).
+    #[serde(rename = "starttls-echo", alias = "starttls_echo")]
+    StarttlsEcho,
+}
+
+impl ServiceKind {
+    /// The name used in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceKind::Echo => "echo",
+            ServiceKind::Discard => "discard",
+            ServiceKind::Chargen => "chargen",
+            ServiceKind::TlsEcho => "tls-echo",
+            ServiceKind::TlsHttp => "tls-http",
+            ServiceKind::StarttlsEcho => "starttls-echo",
+        }
+    }
+
+    /// Whether the service speaks TLS (and so needs `[tls]`).
+    pub fn is_tls(self) -> bool {
+        matches!(
+            self,
+            ServiceKind::TlsEcho | ServiceKind::TlsHttp | ServiceKind::StarttlsEcho
+        )
+    }
+}
+
+/// Whether TLS listeners ask for client certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthSetting {
+    /// No.
+    #[default]
+    None,
+    /// Asked for; clients without one are admitted.
+    Optional,
+    /// Required.
+    Required,
+}
+
+/// `[tls]`: the material and policy of the TLS services. Relative paths are relative to
+/// the configuration file's directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM certificate chain, leaf first.
+    pub cert: Spanned<String>,
+    /// PEM private key (PKCS#8, SEC1 or RSA).
+    pub key: Spanned<String>,
+    /// PEM CA certificates that client certificates must chain to.
+    #[serde(default)]
+    pub client_ca: Option<Spanned<String>>,
+    /// `none`, `optional` or `required`.
+    #[serde(default = "default_client_auth")]
+    pub client_auth: Spanned<ClientAuthSetting>,
+    /// Lowest protocol version: "1.2" (default) or "1.3".
+    #[serde(default = "default_min_version")]
+    pub min_version: Spanned<String>,
+    /// Sessions cached per shard for resumption (0: none).
+    #[serde(default = "default_session_cache")]
+    pub session_cache: usize,
+    /// Issue session tickets.
+    #[serde(default = "default_true")]
+    pub tickets: bool,
+    /// Seconds between ticket-key rotations.
+    #[serde(default = "default_rotation")]
+    pub ticket_rotation_s: Spanned<u64>,
+}
+
+fn default_client_auth() -> Spanned<ClientAuthSetting> {
+    Spanned::new(0..0, ClientAuthSetting::None)
+}
+
+fn default_min_version() -> Spanned<String> {
+    Spanned::new(0..0, "1.2".to_string())
+}
+
+fn default_session_cache() -> usize {
+    4096
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_rotation() -> Spanned<u64> {
+    Spanned::new(0..0, 6 * 3600)
 }
 
 /// `[[service]]`
@@ -285,6 +378,9 @@ pub struct File {
     /// The control socket.
     #[serde(default)]
     pub control: Control,
+    /// TLS material and policy.
+    #[serde(default)]
+    pub tls: Option<Tls>,
 }
 
 /// A validated configuration.
@@ -302,6 +398,8 @@ pub struct Config {
     pub gateway6: Option<Ipv6Addr>,
     /// Explicit MAC.
     pub mac: Option<[u8; 6]>,
+    /// The directory relative paths in the file are taken from.
+    pub base_dir: std::path::PathBuf,
 }
 
 fn locate(text: &str, offset: usize) -> (usize, usize) {
@@ -356,7 +454,16 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text, &path.display().to_string())
+        let mut cfg = Config::parse(&text, &path.display().to_string())?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            cfg.base_dir = dir.to_path_buf();
+        }
+        Ok(cfg)
+    }
+
+    /// A path from the file, resolved against [`Config::base_dir`].
+    pub fn path(&self, p: &str) -> std::path::PathBuf {
+        self.base_dir.join(p)
     }
 
     /// Parses and validates `text`; `name` is used in error messages.
@@ -496,14 +603,49 @@ impl Config {
                 "control.shutdown_grace_s must be between 0 and 3600".into(),
             ));
         }
+        if let Some(t) = &file.tls {
+            if !["1.2", "1.3"].contains(&t.min_version.get_ref().as_str()) {
+                return Err(err(
+                    t.min_version.span(),
+                    format!(
+                        "tls.min_version '{}' is not \"1.2\" or \"1.3\" (older versions are never spoken)",
+                        t.min_version.get_ref()
+                    ),
+                ));
+            }
+            if *t.client_auth.get_ref() != ClientAuthSetting::None && t.client_ca.is_none() {
+                return Err(err(
+                    t.client_auth.span(),
+                    "tls.client_auth needs tls.client_ca (the CA client certificates chain to)"
+                        .into(),
+                ));
+            }
+            if !(60..=7 * 24 * 3600).contains(t.ticket_rotation_s.get_ref()) {
+                return Err(err(
+                    t.ticket_rotation_s.span(),
+                    "tls.ticket_rotation_s must be between 60 and 604800".into(),
+                ));
+            }
+        }
         let mut seen: Vec<(u16, bool, bool)> = Vec::new();
         for s in &file.services {
             let port = *s.port.get_ref();
             if port == 0 {
                 return Err(err(s.port.span(), "port 0 is not a service port".into()));
             }
+            if s.kind.is_tls() {
+                if file.tls.is_none() {
+                    return Err(err(
+                        s.port.span(),
+                        "a TLS service needs a [tls] section (cert and key)".into(),
+                    ));
+                }
+                if s.proto == Proto::Udp {
+                    return Err(err(s.port.span(), "TLS services run over TCP only".into()));
+                }
+            }
             let tcp = s.proto != Proto::Udp;
-            let udp = s.proto != Proto::Tcp;
+            let udp = s.proto != Proto::Tcp && !s.kind.is_tls();
             if seen
                 .iter()
                 .any(|&(p, t, u)| p == port && ((t && tcp) || (u && udp)))
@@ -522,6 +664,7 @@ impl Config {
             gateway6,
             mac,
             file,
+            base_dir: std::path::PathBuf::from("."),
         })
     }
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod cert_cmd;
 pub mod config;
 pub mod control;
 pub mod lab;
@@ -17,6 +18,32 @@ pub fn lab_control_socket(lab: &lab::Lab) -> String {
     } else {
         format!("/run/sixstack/{}.sock", lab.peer_ns)
     }
+}
+
+/// Where `sixstack up` keeps the lab's TLS material (`sixstack cert selfsigned` writes
+/// here by default).
+pub const LAB_TLS_DIR: &str = "/run/sixstack/lab-tls";
+
+/// Makes sure the lab's TLS material exists in [`LAB_TLS_DIR`], creating it if not. Two
+/// appliances starting at once cannot mix two CAs: the set is written to a private
+/// directory and renamed into place whole.
+pub fn ensure_lab_tls() -> Result<sixstack_tls::selfsigned::LabFiles, String> {
+    let dir = std::path::Path::new(LAB_TLS_DIR);
+    let files = sixstack_tls::selfsigned::LabFiles::in_dir(dir);
+    if files.exist() {
+        return Ok(files);
+    }
+    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    sixstack_tls::selfsigned::create(&tmp, &cert_cmd::lab_names(), "lab-client")
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = std::fs::rename(&tmp, dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        if !files.exist() {
+            return Err(format!("{}: {e}", dir.display()));
+        }
+    }
+    Ok(files)
 }
 
 /// The built-in configuration of `sixstack up` for a lab.
@@ -44,6 +71,12 @@ ipv6 = ["{}/64"]
 [control]
 socket = "{socket}"
 
+[tls]
+cert = "{tls}/server.pem"
+key = "{tls}/server.key"
+client_ca = "{tls}/ca.pem"
+client_auth = "optional"
+
 [[service]]
 kind = "echo"
 port = 7
@@ -55,8 +88,21 @@ port = 9
 [[service]]
 kind = "chargen"
 port = 19
+
+[[service]]
+kind = "tls-http"
+port = 443
+
+[[service]]
+kind = "tls-echo"
+port = 7443
+
+[[service]]
+kind = "starttls-echo"
+port = 2525
 "#,
         lab.stack4(),
-        lab.stack6()
+        lab.stack6(),
+        tls = LAB_TLS_DIR,
     )
 }

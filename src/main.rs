@@ -103,8 +103,45 @@ enum Cmd {
         #[arg(long, value_name = "SECS")]
         watch: Option<f64>,
     },
+    /// TLS certificates: lab material, and what a file or a live server holds.
+    Cert {
+        #[command(subcommand)]
+        action: CertAction,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum CertAction {
+    /// Create a lab CA with a server and a client certificate (ECDSA P-256).
+    Selfsigned {
+        /// Directory to write ca.pem, server.pem/.key, client.pem/.key into.
+        #[arg(long, default_value = sixstack::LAB_TLS_DIR)]
+        dir: PathBuf,
+        /// Server names (DNS names or IP addresses); default: localhost and the lab
+        /// addresses.
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// The client certificate's common name (the user it signs on as).
+        #[arg(long, default_value = "lab-client")]
+        client: String,
+    },
+    /// Describe the certificates of a PEM file, or of a live server's chain.
+    Info {
+        /// A PEM file.
+        #[arg(required_unless_present = "connect", conflicts_with = "connect")]
+        file: Option<PathBuf>,
+        /// HOST:PORT of a TLS server.
+        #[arg(long)]
+        connect: Option<String>,
+        /// Server name to ask for (SNI); default: the host.
+        #[arg(long)]
+        sni: Option<String>,
+        /// Network namespace to connect from.
+        #[arg(long)]
+        netns: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -159,6 +196,7 @@ fn cmd_up(driver: LabDriver, pcap: Option<String>, queues: u32) -> Result<(), St
         true
     };
     let stop = stop_flag();
+    sixstack::ensure_lab_tls()?;
     let mut text = sixstack::lab_config(&lab, pcap.as_deref());
     // The veth has no RSS hardware: emulate it on the peer's side so each flow lands on
     // the queue a NIC would pick, and tell the stack the same hash.
@@ -177,7 +215,11 @@ fn cmd_up(driver: LabDriver, pcap: Option<String>, queues: u32) -> Result<(), St
         }
     };
     println!("{}", lab.describe());
-    println!("services: echo 7, discard 9, chargen 19 (TCP and UDP); Ctrl-C stops");
+    println!(
+        "services: echo 7, discard 9, chargen 19 (TCP and UDP); tls-http 443, tls-echo 7443, \
+         starttls-echo 2525 (CA: {}/ca.pem); Ctrl-C stops",
+        sixstack::LAB_TLS_DIR
+    );
     let result = Config::parse(&text, "built-in lab config")
         .map_err(|e| e.to_string())
         .and_then(|cfg| app::run(cfg, stop).map_err(|e| e.to_string()));
@@ -259,7 +301,34 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Run { config } => load(&config).and_then(cmd_run),
-        Cmd::Check { config } => load(&config).map(|_| println!("{}: ok", config.display())),
+        Cmd::Check { config } => load(&config).and_then(|cfg| {
+            app::tls_factory(&cfg).map_err(|e| e.to_string())?;
+            println!("{}: ok", config.display());
+            Ok(())
+        }),
+        Cmd::Cert { action } => match action {
+            CertAction::Selfsigned { dir, names, client } => {
+                let names = if names.is_empty() {
+                    sixstack::cert_cmd::lab_names()
+                } else {
+                    names
+                };
+                sixstack::cert_cmd::selfsigned(&dir, &names, &client).map(|s| println!("{s}"))
+            }
+            CertAction::Info {
+                file,
+                connect,
+                sni,
+                netns,
+            } => match (file, connect) {
+                (Some(f), _) => sixstack::cert_cmd::info_file(&f).map(|s| println!("{s}")),
+                (None, Some(c)) => {
+                    sixstack::cert_cmd::info_connect(&c, sni.as_deref(), netns.as_deref())
+                        .map(|s| println!("{s}"))
+                }
+                (None, None) => Err("give a FILE or --connect HOST:PORT".into()),
+            },
+        },
         Cmd::Up {
             driver,
             pcap,

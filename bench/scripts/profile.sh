@@ -38,7 +38,7 @@ port = 7
 kind = "discard"
 port = 9
 proto = "tcp"
-rx_buffer = 1048576
+rx_buffer = 131072
 CFG
 app=""; kern=""
 cleanup() {

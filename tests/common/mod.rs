@@ -29,6 +29,8 @@ impl LabGuard {
         let lab = Lab::for_test(&tag, (n % 250) as u8 + 1, tap);
         lab.down();
         lab.up().unwrap_or_else(|e| panic!("lab up: {e}"));
+        // The built-in lab configuration serves TLS from the shared lab material.
+        sixstack::ensure_lab_tls().unwrap_or_else(|e| panic!("lab TLS material: {e}"));
         LabGuard {
             lab,
             emulators: Default::default(),
@@ -56,15 +58,24 @@ pub fn start_appliance(
     lab: &Lab,
     extra: impl Fn(&sixstack_stack::Net, u32) + Send + Sync + 'static,
 ) -> Running {
-    let text = sixstack::lab_config(lab, None);
+    start_appliance_with(&sixstack::lab_config(lab, None), extra)
+}
+
+/// [`start_appliance`] with a configuration text of the test's own.
+#[allow(dead_code)]
+pub fn start_appliance_with(
+    text: &str,
+    extra: impl Fn(&sixstack_stack::Net, u32) + Send + Sync + 'static,
+) -> Running {
     let mut last = String::new();
     let extra = std::sync::Arc::new(extra);
     for attempt in 0..8 {
-        let cfg = Config::parse(&text, "test config").unwrap();
+        let cfg = Config::parse(text, "test config").unwrap();
         let services = cfg.clone();
         let extra = extra.clone();
+        let tls = app::tls_factory(&cfg).unwrap_or_else(|e| panic!("{e}"));
         let job: ShardJob = std::sync::Arc::new(move |net, shard| {
-            app::start_services(net, &services, shard);
+            app::start_services(net, &services, shard, tls.as_deref());
             extra(net, shard);
         });
         match app::start(cfg, job) {
