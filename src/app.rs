@@ -146,6 +146,7 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFa
         let port = *svc.port.get_ref();
         let tls_kind = match svc.kind {
             ServiceKind::TlsEcho => Some(sixstack_tls::service::Kind::Echo),
+            ServiceKind::TlsDiscard => Some(sixstack_tls::service::Kind::Discard),
             ServiceKind::TlsHttp => Some(sixstack_tls::service::Kind::Http),
             ServiceKind::StarttlsEcho => Some(sixstack_tls::service::Kind::StartTlsEcho),
             _ => None,

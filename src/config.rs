@@ -245,6 +245,9 @@ pub enum ServiceKind {
     /// Echo under implicit TLS (needs `[tls]`; TCP only).
     #[serde(rename = "tls-echo", alias = "tls_echo")]
     TlsEcho,
+    /// Discard under implicit TLS (needs `[tls]`; TCP only).
+    #[serde(rename = "tls-discard", alias = "tls_discard")]
+    TlsDiscard,
     /// An HTTP/1.1 page describing the TLS session (needs `[tls]`; TCP only).
     #[serde(rename = "tls-http", alias = "tls_http")]
     TlsHttp,
@@ -261,6 +264,7 @@ impl ServiceKind {
             ServiceKind::Discard => "discard",
             ServiceKind::Chargen => "chargen",
             ServiceKind::TlsEcho => "tls-echo",
+            ServiceKind::TlsDiscard => "tls-discard",
             ServiceKind::TlsHttp => "tls-http",
             ServiceKind::StarttlsEcho => "starttls-echo",
         }
@@ -270,7 +274,10 @@ impl ServiceKind {
     pub fn is_tls(self) -> bool {
         matches!(
             self,
-            ServiceKind::TlsEcho | ServiceKind::TlsHttp | ServiceKind::StarttlsEcho
+            ServiceKind::TlsEcho
+                | ServiceKind::TlsDiscard
+                | ServiceKind::TlsHttp
+                | ServiceKind::StarttlsEcho
         )
     }
 }

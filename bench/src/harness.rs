@@ -28,7 +28,14 @@ pub enum Server {
     KernelJumbo,
     /// sixstack over multi-buffer AF_XDP on the jumbo-frame lab; bulk only.
     XdpJumbo,
+    /// `openssl s_server` on the kernel's stack (the veth lab, the kernel server's address
+    /// and core); TLS workloads only.
+    KernelOpenssl,
 }
+
+/// Where the TLS workloads' certificates live (ECDSA P-256, for every TLS server).
+pub const BENCH_TLS_DIR: &str = "/run/sixstack/bench-tls";
+const BENCH_TLS_CA: &str = "/run/sixstack/bench-tls/ca.pem";
 
 impl Server {
     /// Name used in results.
@@ -40,12 +47,20 @@ impl Server {
             Server::Tap => "sixstack-tap",
             Server::KernelJumbo => "kernel-jumbo",
             Server::XdpJumbo => "sixstack-xdp-jumbo",
+            Server::KernelOpenssl => "kernel-openssl",
         }
     }
 
-    /// Whether the server runs `workload` (the jumbo-frame servers only move bulk data).
+    /// Whether the server runs `workload`: the jumbo-frame servers only move bulk data, the
+    /// TLS workloads run against sixstack over AF_XDP and `openssl s_server` only.
     pub fn runs(self, workload: &Workload) -> bool {
-        !matches!(self, Server::KernelJumbo | Server::XdpJumbo) || workload.port == 9
+        let tls = workload.name.starts_with("tls_");
+        match self {
+            Server::KernelJumbo | Server::XdpJumbo => workload.port == 9,
+            Server::KernelOpenssl => tls,
+            Server::Xdp => true,
+            Server::Kernel | Server::KernelOffloads | Server::Tap => !tls,
+        }
     }
 
     fn target(self) -> &'static str {
@@ -56,6 +71,7 @@ impl Server {
             Server::Tap => "10.78.0.2",
             Server::KernelJumbo => "10.80.0.3",
             Server::XdpJumbo => "10.80.0.2",
+            Server::KernelOpenssl => "10.77.0.3",
         }
     }
 
@@ -132,6 +148,21 @@ pub fn workloads(all: bool) -> Vec<Workload> {
             name: "tcp_bulk_4streams",
             args: vec!["bulk", "--streams", "4"],
             port: 9,
+        },
+        Workload {
+            name: "tls_handshake_full",
+            args: vec!["tls-hs", "--ca", BENCH_TLS_CA],
+            port: 7443,
+        },
+        Workload {
+            name: "tls_handshake_resumed",
+            args: vec!["tls-hs", "--resume", "--ca", BENCH_TLS_CA],
+            port: 7443,
+        },
+        Workload {
+            name: "tls_bulk_1stream",
+            args: vec!["tls-bulk", "--ca", BENCH_TLS_CA],
+            port: 7443,
         },
         Workload {
             name: "tcp_rr_1B_1conn_open_loop_10k",
@@ -296,17 +327,26 @@ const fn bulk_buffer(server: Server) -> usize {
     }
 }
 
-fn appliance_config(server: Server, socket: &str) -> String {
+/// The appliance's configuration as `server`; `tls` adds the TLS discard service.
+fn appliance_config(server: Server, socket: &str, tls: bool) -> String {
     let (name, driver, ns, addr) = match server {
         Server::Tap => ("sixtap0", "tap", "sixtap", "10.78.0.2"),
         Server::XdpJumbo => ("sixj0", "af_xdp", "sixjapp", "10.80.0.2"),
         _ => ("six0", "af_xdp", "sixapp", "10.77.0.2"),
     };
     let buf = bulk_buffer(server);
+    let tls = if tls {
+        format!(
+            "[tls]\ncert = \"{BENCH_TLS_DIR}/server.pem\"\nkey = \"{BENCH_TLS_DIR}/server.key\"\n\n\
+             [[service]]\nkind = \"tls-discard\"\nport = 7443\nrx_buffer = {buf}\n\n"
+        )
+    } else {
+        String::new()
+    };
     format!(
         "[interface]\nname = \"{name}\"\ndriver = \"{driver}\"\nnetns = \"{ns}\"\ncores = [1]\n\n\
          [addresses]\nipv4 = \"{addr}/24\"\n\n[tcp]\nbacklog = 512\n\n\
-         [control]\nsocket = \"{socket}\"\n\n\
+         [control]\nsocket = \"{socket}\"\n\n{tls}\
          [[service]]\nkind = \"echo\"\nport = 7\n\n[[service]]\nkind = \"discard\"\nport = 9\nproto = \"tcp\"\nrx_buffer = {buf}\n"
     )
 }
@@ -320,7 +360,7 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
     let veth = plan
         .servers
         .iter()
-        .any(|s| matches!(s, Server::Kernel | Server::Xdp));
+        .any(|s| matches!(s, Server::Kernel | Server::Xdp | Server::KernelOpenssl));
     if plan.servers.contains(&Server::KernelOffloads) {
         let _ = sh(Command::new(&plan.sixstack).args(["lab", "down", "--kernel-offloads"]));
         sh(Command::new(&plan.sixstack).args(["lab", "up", "--kernel-offloads"]))?;
@@ -334,6 +374,26 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
         let _ = sh(Command::new(&plan.sixstack).args(["lab", "down", "--jumbo"]));
         sh(Command::new(&plan.sixstack).args(["lab", "up", "--jumbo"]))?;
         session.labs.push("jumbo");
+    }
+    let tls = plan.workloads.iter().any(|w| w.name.starts_with("tls_"));
+    if tls
+        && plan
+            .servers
+            .iter()
+            .any(|s| matches!(s, Server::Xdp | Server::KernelOpenssl))
+    {
+        // Fresh material each session: the same ECDSA P-256 certificate for every server.
+        let _ = std::fs::remove_dir_all(BENCH_TLS_DIR);
+        sh(Command::new(&plan.sixstack).args([
+            "cert",
+            "selfsigned",
+            "--dir",
+            BENCH_TLS_DIR,
+            "--name",
+            "10.77.0.2",
+            "--name",
+            "10.77.0.3",
+        ]))?;
     }
     let tap = plan.servers.contains(&Server::Tap);
     if veth {
@@ -380,11 +440,31 @@ fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
                     socket: None,
                 }
             }
+            Server::KernelOpenssl => {
+                // stdin stays open (never written): s_server ends a connection when its
+                // stdin reaches end of file.
+                let child = Command::new("ip")
+                    .args(["netns", "exec", "sixapp", "taskset", "-c", "1", "openssl"])
+                    .args(["s_server", "-quiet", "-accept", "10.77.0.3:7443"])
+                    .args(["-cert", &format!("{BENCH_TLS_DIR}/server.pem")])
+                    .args(["-key", &format!("{BENCH_TLS_DIR}/server.key")])
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .map_err(|e| format!("openssl s_server: {e}"))?;
+                Running {
+                    child,
+                    socket: None,
+                }
+            }
             Server::Xdp | Server::Tap | Server::XdpJumbo => {
                 let socket = format!("/run/sixstack/bench-{}.sock", server.name());
                 let cfg =
                     std::env::temp_dir().join(format!("sixstack-bench-{}.toml", server.name()));
-                std::fs::write(&cfg, appliance_config(server, &socket))
+                let tls = server == Server::Xdp
+                    && plan.workloads.iter().any(|w| w.name.starts_with("tls_"));
+                std::fs::write(&cfg, appliance_config(server, &socket, tls))
                     .map_err(|e| format!("{}: {e}", cfg.display()))?;
                 let child = Command::new(&plan.sixstack)
                     .args(["run", "--config"])
@@ -670,7 +750,7 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
         v.dedup();
         v
     };
-    for w in &workloads {
+    for w in workloads.iter().filter(|w| !w.starts_with("tls_")) {
         let get = |srv: &str| cells.get(&(w.clone(), srv.to_string())).cloned();
         let (k, x, t) = (get("kernel"), get("sixstack-xdp"), get("sixstack-tap"));
         let ko = get("kernel-offloads");
@@ -710,6 +790,7 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
         }
     }
     render_jumbo(&mut s, &cells, &workloads);
+    render_tls(&mut s, &cells);
     let c = &raw["ceiling"];
     if let Some(c64) = c["frames64_per_s"].as_f64() {
         let _ = writeln!(
@@ -801,6 +882,120 @@ fn render_jumbo(s: &mut String, cells: &BTreeMap<(String, String), Cell>, worklo
             cpu("sixstack-xdp-jumbo")
         );
     }
+}
+
+/// The TLS table: sixstack over AF_XDP (rustls) against `openssl s_server` on the kernel,
+/// same certificate (ECDSA P-256), same cores.
+fn render_tls(s: &mut String, cells: &BTreeMap<(String, String), Cell>) {
+    let get = |w: &str, srv: &str| cells.get(&(w.to_string(), srv.to_string())).cloned();
+    let names = [
+        "tls_handshake_full",
+        "tls_handshake_resumed",
+        "tls_bulk_1stream",
+    ];
+    if names
+        .iter()
+        .all(|w| get(w, "sixstack-xdp").is_none() && get(w, "kernel-openssl").is_none())
+    {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "\n**TLS** (sixstack: rustls with {} on the stack, `tls-discard`; kernel: `openssl \
+         s_server` {}; the same ECDSA P-256 certificate, TLS 1.3, X25519). The client is one \
+         rustls connection loop on core 0, so handshakes/s is bounded by the client: compare \
+         the server's cost per handshake. For sixstack that is the shard's busy time (its CPU \
+         time includes busy polling between the client's handshakes); for OpenSSL it is the \
+         process's CPU plus its core's softirq time.\n",
+        sixstack_tls::provider::name(),
+        openssl_version()
+    );
+    let _ = writeln!(
+        s,
+        "| workload | metric | kernel + OpenSSL | sixstack-xdp | ratio |"
+    );
+    let _ = writeln!(s, "|---|---|---:|---:|---:|");
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "-".to_string(),
+    };
+    for w in names {
+        let (o, x) = (get(w, "kernel-openssl"), get(w, "sixstack-xdp"));
+        let rows: Vec<(&str, Option<f64>, Option<f64>)> = if w.contains("bulk") {
+            vec![
+                (
+                    "Gbit/s",
+                    o.as_ref().map(|c| c.gbps),
+                    x.as_ref().map(|c| c.gbps),
+                ),
+                (
+                    "server CPU µs / 64 KiB",
+                    o.as_ref().map(|c| c.cpu_us),
+                    x.as_ref().map(|c| c.cpu_us),
+                ),
+                (
+                    "server µs / 64 KiB (OpenSSL: CPU; sixstack: busy)",
+                    o.as_ref().map(|c| c.cpu_us),
+                    x.as_ref().map(|c| c.busy_us),
+                ),
+            ]
+        } else {
+            let per_core = |c: &Cell, own: f64| if own > 0.0 { 1e6 / own } else { c.rate };
+            vec![
+                (
+                    "handshakes/s",
+                    o.as_ref().map(|c| c.rate),
+                    x.as_ref().map(|c| c.rate),
+                ),
+                (
+                    "p50 µs",
+                    o.as_ref().map(|c| c.p50),
+                    x.as_ref().map(|c| c.p50),
+                ),
+                (
+                    "server µs / handshake (OpenSSL: CPU; sixstack: busy)",
+                    o.as_ref().map(|c| c.cpu_us),
+                    x.as_ref().map(|c| c.busy_us),
+                ),
+                (
+                    "handshakes per server core-second",
+                    o.as_ref().map(|c| per_core(c, c.cpu_us)),
+                    x.as_ref().map(|c| per_core(c, c.busy_us)),
+                ),
+            ]
+        };
+        for (metric, a, b) in rows {
+            let _ = writeln!(
+                s,
+                "| {w} | {metric} | {} | {} | {} |",
+                fmt(a),
+                fmt(b),
+                ratio(b, a)
+            );
+        }
+    }
+    if let (Some(f), Some(r)) = (
+        get("tls_handshake_full", "sixstack-xdp"),
+        get("tls_handshake_resumed", "sixstack-xdp"),
+    ) {
+        if f.busy_us > 0.0 {
+            let _ = writeln!(
+                s,
+                "\nsixstack: a resumed handshake costs {:.0}% of a full one ({:.1} vs {:.1} µs \
+                 of shard time).",
+                100.0 * r.busy_us / f.busy_us,
+                r.busy_us,
+                f.busy_us
+            );
+        }
+    }
+}
+
+fn openssl_version() -> String {
+    sh(Command::new("openssl").arg("version"))
+        .map(|v| v.split_whitespace().take(2).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "OpenSSL".into())
 }
 
 /// The report's figure (SVG): each workload's rate relative to the kernel, throughput

@@ -14,6 +14,7 @@ pub mod rr;
 pub mod stats;
 pub mod stream;
 mod sys;
+pub mod tls;
 
 use std::net::{SocketAddr, ToSocketAddrs};
 
@@ -21,6 +22,7 @@ pub use echo_server::{EchoOptions, EchoServer, EchoStats};
 pub use rr::{run_tcp_rr, run_udp_rr, RrConfig, UdpRrConfig};
 pub use stats::Report;
 pub use stream::{discard_server, run_bulk, run_bulk_streams, run_crr, run_open_loop};
+pub use tls::{run_tls_bulk, run_tls_handshakes};
 
 /// Resolves `ADDR:PORT` (`10.0.0.2:7`, `[fd77::2]:7`, `localhost:7`) to one address.
 pub fn resolve(addr: &str) -> Result<SocketAddr, String> {

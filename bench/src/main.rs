@@ -34,6 +34,10 @@ enum Cmd {
     Crr(SimpleArgs),
     /// TCP streams of 64 KiB writes into a discard server.
     Bulk(BulkArgs),
+    /// TLS handshakes, a new connection each (full, or resumed with --resume).
+    TlsHs(TlsArgs),
+    /// One TLS connection of 64 KiB writes into a TLS discard server.
+    TlsBulk(TlsArgs),
     /// Open-loop TCP request/response at a fixed rate, latency from each request's due
     /// time (corrects coordinated omission).
     OpenLoop(OpenLoopArgs),
@@ -42,6 +46,18 @@ enum Cmd {
     Run(RunArgs),
     /// Turns raw results into bench/results/<date>-<host>.md + .json + .svg.
     Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct TlsArgs {
+    #[command(flatten)]
+    common: SimpleArgs,
+    /// PEM CA certificate the server's chain must lead to.
+    #[arg(long)]
+    ca: std::path::PathBuf,
+    /// Offer the previous connection's session (TLS 1.3 ticket).
+    #[arg(long)]
+    resume: bool,
 }
 
 #[derive(Debug, Args)]
@@ -96,11 +112,12 @@ struct RunArgs {
     #[arg(long, default_value_t = 1.0)]
     warmup: f64,
     /// Servers: kernel, xdp, tap, kernel-offloads (the kernel on a veth with every offload
-    /// on, which an XSK cannot use), kernel-jumbo and xdp-jumbo (MTU 9000 lab; bulk only).
+    /// on, which an XSK cannot use), kernel-jumbo and xdp-jumbo (MTU 9000 lab; bulk only),
+    /// kernel-openssl (`openssl s_server`; TLS workloads only).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kernel,xdp,tap,kernel-offloads,kernel-jumbo,xdp-jumbo"
+        default_value = "kernel,xdp,tap,kernel-offloads,kernel-jumbo,xdp-jumbo,kernel-openssl"
     )]
     servers: Vec<String>,
     /// Only these workloads (names as in the report).
@@ -322,11 +339,12 @@ fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
             "xdp" => Server::Xdp,
             "tap" => Server::Tap,
             "kernel-jumbo" => Server::KernelJumbo,
+            "kernel-openssl" => Server::KernelOpenssl,
             "xdp-jumbo" => Server::XdpJumbo,
             other => {
                 return Err(format!(
                     "unknown server {other:?} (kernel, xdp, tap, kernel-offloads, \
-                     kernel-jumbo, xdp-jumbo)"
+                     kernel-jumbo, xdp-jumbo, kernel-openssl)"
                 ))
             }
         });
@@ -394,6 +412,20 @@ fn main() -> ExitCode {
         Cmd::Crr(a) => resolve(&a.target)
             .and_then(|t| sixstack_bench::run_crr(t, a.secs, a.warmup))
             .map(|r| print_report(&r, a.json)),
+        Cmd::TlsHs(a) => resolve(&a.common.target)
+            .and_then(|t| {
+                sixstack_bench::run_tls_handshakes(
+                    t,
+                    &a.ca,
+                    a.resume,
+                    a.common.secs,
+                    a.common.warmup,
+                )
+            })
+            .map(|r| print_report(&r, a.common.json)),
+        Cmd::TlsBulk(a) => resolve(&a.common.target)
+            .and_then(|t| sixstack_bench::run_tls_bulk(t, &a.ca, a.common.secs, a.common.warmup))
+            .map(|r| print_report(&r, a.common.json)),
         Cmd::Bulk(a) => resolve(&a.common.target)
             .and_then(|t| {
                 sixstack_bench::run_bulk_streams(t, a.common.secs, a.common.warmup, a.streams)

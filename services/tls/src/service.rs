@@ -1,4 +1,5 @@
 //! TLS test services over the stack: **tls-echo** (implicit TLS, echoes what it receives),
+//! **tls-discard** (implicit TLS, reads and throws away: the TLS bulk benchmark's sink),
 //! **tls-http** (implicit TLS, answers each HTTP request with a plain-text page describing
 //! the session: protocol, suite, resumption, client certificate) and **starttls-echo**
 //! (an SMTP-like plain-text greeting, `EHLO` and `STARTTLS`, then echo under TLS, so
@@ -18,6 +19,8 @@ use crate::server::{SessionInfo, ShardAcceptor};
 pub enum Kind {
     /// Implicit TLS, echo.
     Echo,
+    /// Implicit TLS, discard.
+    Discard,
     /// Implicit TLS, an HTTP/1.1 page about the session.
     Http,
     /// Plain text until STARTTLS, then echo.
@@ -29,6 +32,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::Echo => "tls-echo",
+            Kind::Discard => "tls-discard",
             Kind::Http => "tls-http",
             Kind::StartTlsEcho => "starttls-echo",
         }
@@ -59,6 +63,10 @@ pub async fn serve(
                     Ok(tls) => echo(tls).await.map(drop),
                     Err(_) => Ok(()), // logged by the acceptor
                 },
+                Kind::Discard => match acceptor.accept(stream, &peer).await {
+                    Ok(tls) => discard(tls).await,
+                    Err(_) => Ok(()),
+                },
                 Kind::Http => match acceptor.accept(stream, &peer).await {
                     Ok(tls) => http(tls).await,
                     Err(_) => Ok(()),
@@ -85,6 +93,12 @@ async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<u64> {
         s.flush().await?;
         total += n as u64;
     }
+}
+
+async fn discard<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<()> {
+    let mut buf = vec![0u8; 16 * 1024];
+    while s.read(&mut buf).await? > 0 {}
+    s.shutdown().await
 }
 
 /// The page tls-http serves: one `key: value` line per fact.
