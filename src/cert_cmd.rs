@@ -48,7 +48,8 @@ pub fn info_file(path: &Path) -> Result<String, String> {
     let certs = load_certs(path).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (i, c) in certs.iter().enumerate() {
-        let info = CertInfo::from_der(c).map_err(|e| e.to_string())?;
+        let info = CertInfo::from_der(c)
+            .map_err(|e| format!("{}: certificate {i}: {e}", path.display()))?;
         out.push(format!("certificate {i}:\n{info}"));
     }
     Ok(out.join("\n\n"))

@@ -160,6 +160,16 @@ pub fn workloads(all: bool) -> Vec<Workload> {
             port: 7443,
         },
         Workload {
+            name: "tls_handshake_full_tls12",
+            args: vec!["tls-hs", "--tls12", "--ca", BENCH_TLS_CA],
+            port: 7443,
+        },
+        Workload {
+            name: "tls_handshake_resumed_tls12",
+            args: vec!["tls-hs", "--tls12", "--resume", "--ca", BENCH_TLS_CA],
+            port: 7443,
+        },
+        Workload {
             name: "tls_bulk_1stream",
             args: vec!["tls-bulk", "--ca", BENCH_TLS_CA],
             port: 7443,
@@ -891,6 +901,8 @@ fn render_tls(s: &mut String, cells: &BTreeMap<(String, String), Cell>) {
     let names = [
         "tls_handshake_full",
         "tls_handshake_resumed",
+        "tls_handshake_full_tls12",
+        "tls_handshake_resumed_tls12",
         "tls_bulk_1stream",
     ];
     if names
@@ -975,19 +987,25 @@ fn render_tls(s: &mut String, cells: &BTreeMap<(String, String), Cell>) {
             );
         }
     }
-    if let (Some(f), Some(r)) = (
-        get("tls_handshake_full", "sixstack-xdp"),
-        get("tls_handshake_resumed", "sixstack-xdp"),
-    ) {
-        if f.busy_us > 0.0 {
-            let _ = writeln!(
-                s,
-                "\nsixstack: a resumed handshake costs {:.0}% of a full one ({:.1} vs {:.1} µs \
-                 of shard time).",
-                100.0 * r.busy_us / f.busy_us,
-                r.busy_us,
-                f.busy_us
-            );
+    for (version, full, resumed) in [
+        ("TLS 1.3", "tls_handshake_full", "tls_handshake_resumed"),
+        (
+            "TLS 1.2",
+            "tls_handshake_full_tls12",
+            "tls_handshake_resumed_tls12",
+        ),
+    ] {
+        if let (Some(f), Some(r)) = (get(full, "sixstack-xdp"), get(resumed, "sixstack-xdp")) {
+            if f.busy_us > 0.0 {
+                let _ = writeln!(
+                    s,
+                    "\nsixstack, {version}: a resumed handshake costs {:.0}% of a full one \
+                     ({:.1} vs {:.1} µs of shard time).",
+                    100.0 * r.busy_us / f.busy_us,
+                    r.busy_us,
+                    f.busy_us
+                );
+            }
         }
     }
 }

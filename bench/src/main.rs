@@ -55,9 +55,12 @@ struct TlsArgs {
     /// PEM CA certificate the server's chain must lead to.
     #[arg(long)]
     ca: std::path::PathBuf,
-    /// Offer the previous connection's session (TLS 1.3 ticket).
+    /// Offer the previous connection's session (TLS 1.3 ticket, TLS 1.2 ticket or ID).
     #[arg(long)]
     resume: bool,
+    /// TLS 1.2 instead of 1.3.
+    #[arg(long)]
+    tls12: bool,
 }
 
 #[derive(Debug, Args)]
@@ -418,6 +421,7 @@ fn main() -> ExitCode {
                     t,
                     &a.ca,
                     a.resume,
+                    a.tls12,
                     a.common.secs,
                     a.common.warmup,
                 )

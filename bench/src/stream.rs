@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 
 use crate::stats::{new_histogram, Errors, Report};
 
-/// Connect, send 1 byte, read it back, close — repeated for `secs` after `warmup`.
+/// Connect, send 1 byte, read it back, close — repeated for `secs` after `warmup`. The
+/// client closes with a reset (`SO_LINGER` 0): a graceful close leaves a TIME-WAIT socket
+/// per connection on the client for 60 s, and a few thousand connections a second then
+/// exhaust its ephemeral ports, so later runs would measure the client's port search
+/// rather than the server (rates fell to a twentieth in back-to-back runs).
 pub fn run_crr(target: SocketAddr, secs: f64, warmup: f64) -> Result<Report, String> {
     let secs_d = Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid secs {secs}"))?;
     let warm_d =
@@ -27,6 +31,7 @@ pub fn run_crr(target: SocketAddr, secs: f64, warmup: f64) -> Result<Report, Str
         let r = (|| -> std::io::Result<()> {
             let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
             s.set_nodelay(true)?;
+            crate::sys::set_linger_zero(std::os::fd::AsRawFd::as_raw_fd(&s))?;
             s.set_read_timeout(Some(Duration::from_secs(2)))?;
             s.write_all(&[0x5a])?;
             let mut b = [0u8; 1];

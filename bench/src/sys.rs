@@ -291,6 +291,30 @@ pub fn set_backlog(fd: RawFd, backlog: i32) -> io::Result<()> {
     }
 }
 
+/// `SO_LINGER` on with a zero timeout: `close` resets the connection instead of leaving a
+/// TIME-WAIT socket behind.
+pub fn set_linger_zero(fd: RawFd) -> io::Result<()> {
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `l` is a valid `linger` for the duration of the call and its size is passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&l as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
 /// Pins the calling thread to `core`.
 pub fn pin_current(core: usize) -> Result<(), String> {
     if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {

@@ -15,13 +15,22 @@ use sixstack_tls::rustls::{ClientConfig, ClientConnection, HandshakeKind};
 
 use crate::stats::{new_histogram, Errors, Report};
 
-fn config(ca: &Path, resume: bool) -> Result<Arc<ClientConfig>, String> {
-    let settings = sixstack_tls::client::ClientSettings {
-        ca: Some(ca.to_path_buf()),
-        ..Default::default()
+fn config(ca: &Path, resume: bool, tls12: bool) -> Result<Arc<ClientConfig>, String> {
+    let mut cfg = if tls12 {
+        let roots = sixstack_tls::material::load_roots(ca).map_err(|e| e.to_string())?;
+        ClientConfig::builder_with_provider(sixstack_tls::provider::provider())
+            .with_protocol_versions(&[&sixstack_tls::rustls::version::TLS12])
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth()
+    } else {
+        let settings = sixstack_tls::client::ClientSettings {
+            ca: Some(ca.to_path_buf()),
+            ..Default::default()
+        };
+        let cfg = sixstack_tls::client::client_config(&settings).map_err(|e| e.to_string())?;
+        (*cfg).clone()
     };
-    let cfg = sixstack_tls::client::client_config(&settings).map_err(|e| e.to_string())?;
-    let mut cfg = (*cfg).clone();
     if !resume {
         cfg.resumption = Resumption::disabled();
     }
@@ -45,6 +54,8 @@ fn handshake_once(
 ) -> std::io::Result<bool> {
     let mut sock = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
     sock.set_nodelay(true)?;
+    // No TIME-WAIT left behind (see `run_crr`): the rate must not fall as ports run out.
+    crate::sys::set_linger_zero(std::os::fd::AsRawFd::as_raw_fd(&sock))?;
     sock.set_read_timeout(Some(Duration::from_secs(2)))?;
     let mut conn = ClientConnection::new(cfg.clone(), name.clone())
         .map_err(|e| std::io::Error::other(e.to_string()))?;
@@ -52,7 +63,9 @@ fn handshake_once(
         conn.complete_io(&mut sock)?;
     }
     let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
-    if want_ticket {
+    // TLS 1.3 tickets come after the handshake; TLS 1.2 sessions are known at its end.
+    let tls13 = conn.protocol_version() == Some(sixstack_tls::rustls::ProtocolVersion::TLSv1_3);
+    if want_ticket && tls13 {
         sock.set_read_timeout(Some(Duration::from_millis(200)))?;
         let end = Instant::now() + Duration::from_millis(200);
         while conn.tls13_tickets_received() == 0 && Instant::now() < end {
@@ -71,18 +84,19 @@ fn handshake_once(
     Ok(resumed)
 }
 
-/// New connections with a TLS handshake each, for `secs` after `warmup`; with `resume`,
-/// every connection offers the ticket of the one before (a run where none resumes is an
-/// error).
+/// New connections with a TLS handshake each (TLS 1.3, or 1.2 with `tls12`), for `secs`
+/// after `warmup`; with `resume`, every connection offers the session of the one before
+/// (a run where most do not resume is an error).
 pub fn run_tls_handshakes(
     target: SocketAddr,
     ca: &Path,
     resume: bool,
+    tls12: bool,
     secs: f64,
     warmup: f64,
 ) -> Result<Report, String> {
     let (secs_d, warm_d) = durations(secs, warmup)?;
-    let cfg = config(ca, resume)?;
+    let cfg = config(ca, resume, tls12)?;
     let name = ServerName::from(target.ip());
     let mut hist = new_histogram();
     let mut errors = Errors::default();
@@ -147,7 +161,7 @@ pub fn run_tls_bulk(
     warmup: f64,
 ) -> Result<Report, String> {
     let (secs_d, warm_d) = durations(secs, warmup)?;
-    let cfg = config(ca, false)?;
+    let cfg = config(ca, false, false)?;
     let name = ServerName::from(target.ip());
     let mut errors = Errors::default();
     let mut hist = new_histogram();

@@ -186,8 +186,13 @@ pub(crate) fn steer<T: TxToken>(
                 _ => 0,
             };
             core.sockets.mark(set);
-            let Core { iface, sockets, .. } = core;
+            let Core { iface, sockets, .. } = &mut *core;
             let _ = iface.poll_ingress_single(now, &mut dev, sockets.set_mut(set));
+            if v == Verdict::LocalSyn {
+                if let Class::Tcp { key, .. } = class {
+                    core.syn_taken(&key, now);
+                }
+            }
             false
         }
     }

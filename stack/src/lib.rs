@@ -17,6 +17,7 @@ mod executor;
 mod flow;
 mod icmp;
 mod ingress;
+mod listen;
 mod mesh;
 mod net;
 mod oneframe;

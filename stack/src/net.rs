@@ -53,6 +53,8 @@ pub(crate) struct Core {
     pub(crate) flows: HashMap<FlowKey, FlowEntry>,
     /// TCP ports with a listener on this shard (count of listeners).
     pub(crate) listen_ports: HashMap<u16, u32>,
+    /// The listeners, by id (`None`: a free slot).
+    pub(crate) listeners: Vec<Option<crate::listen::ListenState>>,
     /// UDP ports bound on this shard.
     pub(crate) udp_ports: HashMap<u16, u32>,
     /// Shard index, shard count, own queue, receive hash.

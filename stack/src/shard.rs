@@ -232,6 +232,7 @@ impl<L: Link> Shard<L> {
                 counters: NetCounters::default(),
                 flows: Default::default(),
                 listen_ports: Default::default(),
+                listeners: Vec::new(),
                 udp_ports: Default::default(),
                 shard: config.shard,
                 shards: config.shards.max(1),

@@ -2,11 +2,10 @@
 //! implementing `tokio::io::AsyncRead`/`AsyncWrite` over a smoltcp socket.
 //!
 //! smoltcp's listening socket takes exactly one connection and then *is* that connection.
-//! A listener therefore keeps a pool of `backlog` listening sockets on its port: each SYN
-//! lands on a free one, `accept` hands established ones to the application and replaces
-//! them, so a burst of up to `backlog` SYNs is answered with SYN-ACKs, not RSTs.
+//! A listener therefore re-arms a fresh listening socket the moment one takes a SYN, and
+//! keeps up to `backlog` handshakes under way, so a burst of SYNs is answered with
+//! SYN-ACKs, not RSTs, at a cost per SYN that does not grow with the backlog.
 
-use std::cell::RefCell;
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
@@ -18,8 +17,9 @@ use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::flow::{FlowKey, Proto};
+use crate::listen::ListenState;
 use crate::net::FlowEntry;
-use crate::sockets::{Sets, Sock, LISTEN_SET};
+use crate::sockets::{Sets, Sock};
 use crate::Net;
 
 /// How long an active open may take before it fails with `TimedOut`.
@@ -27,12 +27,8 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn new_socket(net: &Net) -> tcp::Socket<'static> {
     let cfg = net.config();
-    sized_socket(cfg.tcp_rx_buffer, cfg.tcp_tx_buffer)
-}
-
-fn sized_socket(rx: usize, tx: usize) -> tcp::Socket<'static> {
-    let rx = tcp::SocketBuffer::new(vec![0u8; rx]);
-    let tx = tcp::SocketBuffer::new(vec![0u8; tx]);
+    let rx = tcp::SocketBuffer::new(vec![0u8; cfg.tcp_rx_buffer]);
+    let tx = tcp::SocketBuffer::new(vec![0u8; cfg.tcp_tx_buffer]);
     tcp::Socket::new(rx, tx)
 }
 
@@ -61,20 +57,20 @@ impl ListenOptions {
     }
 }
 
-/// A TCP listening port with a backlog of ready listening sockets.
+/// A TCP listening port. One listening socket waits for the next SYN; connections in
+/// their handshake (up to `backlog`) live in their own buckets until accepted (see the
+/// shard's `listen` module).
 pub struct TcpListener {
     net: Net,
     endpoint: IpListenEndpoint,
-    pool: RefCell<Vec<Sock>>,
-    rx_buffer: usize,
-    tx_buffer: usize,
+    id: usize,
 }
 
 impl std::fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpListener")
             .field("endpoint", &self.endpoint)
-            .field("backlog", &self.pool.borrow().len())
+            .field("id", &self.id)
             .finish()
     }
 }
@@ -106,7 +102,6 @@ impl TcpListener {
         endpoint: impl Into<IpListenEndpoint>,
         opts: ListenOptions,
     ) -> io::Result<TcpListener> {
-        let backlog = opts.backlog;
         let endpoint = endpoint.into();
         if endpoint.port == 0 {
             return Err(io::Error::new(
@@ -114,26 +109,37 @@ impl TcpListener {
                 "a listener needs a port",
             ));
         }
-        let listener = TcpListener {
-            net: net.clone(),
+        let state = ListenState {
             endpoint,
-            pool: RefCell::new(Vec::with_capacity(backlog.max(1))),
             rx_buffer: opts.rx_buffer.max(1),
             tx_buffer: opts.tx_buffer.max(1),
+            backlog: opts.backlog.max(1),
+            armed: None,
+            pending: Vec::new(),
+            waker: None,
         };
-        for _ in 0..backlog.max(1) {
-            let h = listener.listening_socket()?;
-            listener.pool.borrow_mut().push(h);
-        }
-        *net.core().listen_ports.entry(endpoint.port).or_insert(0) += 1;
-        Ok(listener)
-    }
-
-    fn listening_socket(&self) -> io::Result<Sock> {
-        let mut s = sized_socket(self.rx_buffer, self.tx_buffer);
-        s.listen(self.endpoint)
+        // Refuse a bad endpoint before anything is registered.
+        crate::listen::listening_socket(endpoint, 1, 1)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("listen: {e}")))?;
-        Ok(self.net.core().sockets.add_to(LISTEN_SET, s))
+        let mut core = net.core();
+        let id = match core.listeners.iter().position(Option::is_none) {
+            Some(free) => {
+                core.listeners[free] = Some(state);
+                free
+            }
+            None => {
+                core.listeners.push(Some(state));
+                core.listeners.len() - 1
+            }
+        };
+        core.arm(id);
+        *core.listen_ports.entry(endpoint.port).or_insert(0) += 1;
+        drop(core);
+        Ok(TcpListener {
+            net: net.clone(),
+            endpoint,
+            id,
+        })
     }
 
     /// The endpoint this listener accepts on.
@@ -154,64 +160,13 @@ impl TcpListener {
                 "the shard is shutting down",
             )));
         }
-        let mut pool = self.pool.borrow_mut();
-        for i in 0..pool.len() {
-            let h = pool[i];
-            let (state, remote) = {
-                let mut core = self.net.core();
-                let s = core.sockets.get_mut::<tcp::Socket>(h);
-                (s.state(), s.remote_endpoint())
-            };
-            match state {
-                tcp::State::Listen | tcp::State::SynReceived => continue,
-                tcp::State::Closed => {
-                    // Reset or timed out before it was accepted: replace it quietly.
-                    self.net.core().sockets.remove(h);
-                    pool[i] = self.listening_socket()?;
-                }
-                _ => {
-                    pool[i] = self.listening_socket()?;
-                    let mut core = self.net.core();
-                    core.counters.tcp_accepted += 1;
-                    let local = core.sockets.get::<tcp::Socket>(h).local_endpoint();
-                    let mut h = h;
-                    let flow = match (local, remote) {
-                        (Some(l), Some(r)) => {
-                            let key = FlowKey {
-                                proto: Proto::Tcp,
-                                local: l.addr,
-                                local_port: l.port,
-                                remote: r.addr,
-                                remote_port: r.port,
-                            };
-                            // Out of the listener's set, into its connection bucket.
-                            h = core.sockets.move_to(h, Sets::bucket_for(&key));
-                            let since = self.net.now();
-                            core.flows.insert(
-                                key,
-                                FlowEntry {
-                                    socket: Some(h),
-                                    since,
-                                },
-                            );
-                            Some(key)
-                        }
-                        _ => None,
-                    };
-                    drop(core);
-                    let mut stream = TcpStream::from_handle(&self.net, h, None);
-                    stream.flow = flow;
-                    let remote = remote
-                        .unwrap_or(IpEndpoint::new(smoltcp::wire::IpAddress::v4(0, 0, 0, 0), 0));
-                    return Poll::Ready(Ok((stream, remote)));
-                }
-            }
-        }
         let mut core = self.net.core();
-        for &h in pool.iter() {
-            core.sockets
-                .get_mut::<tcp::Socket>(h)
-                .register_recv_waker(cx.waker());
+        if let Some((sock, key)) = core.take_established(self.id, cx.waker()) {
+            core.counters.tcp_accepted += 1;
+            drop(core);
+            let mut stream = TcpStream::from_handle(&self.net, sock, None);
+            stream.flow = Some(key);
+            return Poll::Ready(Ok((stream, IpEndpoint::new(key.remote, key.remote_port))));
         }
         drop(core);
         let mut waiters = self.net.inner.accept_waiters.borrow_mut();
@@ -224,6 +179,7 @@ impl TcpListener {
 
 impl Drop for TcpListener {
     fn drop(&mut self) {
+        let now = self.net.now();
         let mut core = self.net.core();
         let port = self.endpoint.port;
         if let Some(n) = core.listen_ports.get_mut(&port) {
@@ -232,15 +188,7 @@ impl Drop for TcpListener {
                 core.listen_ports.remove(&port);
             }
         }
-        for h in self.pool.borrow_mut().drain(..) {
-            let s = core.sockets.get_mut::<tcp::Socket>(h);
-            if matches!(s.state(), tcp::State::Listen | tcp::State::Closed) {
-                core.sockets.remove(h);
-            } else {
-                s.abort();
-                core.sockets.remove(h);
-            }
-        }
+        core.unlisten(self.id, now);
     }
 }
 

@@ -139,7 +139,11 @@ impl CertInfo {
             subject: cert.subject().to_string(),
             common_name,
             issuer: cert.issuer().to_string(),
-            serial: colon_hex(tbs.raw_serial()),
+            serial: colon_hex(match tbs.raw_serial() {
+                // DER's sign byte, not part of the number.
+                [0, rest @ ..] if rest.first().is_some_and(|b| b & 0x80 != 0) => rest,
+                raw => raw,
+            }),
             not_before: time_text(cert.validity().not_before),
             not_after: time_text(cert.validity().not_after),
             not_after_unix: cert.validity().not_after.timestamp(),

@@ -1,0 +1,159 @@
+//! The shard's side of TCP listeners: one *armed* listening socket per listener in the
+//! listen set, and the handshakes under way in their own connection buckets.
+//!
+//! smoltcp's listening socket takes exactly one connection and then *is* that connection,
+//! and it scans a whole socket set on every ingress and egress poll. Keeping a listener's
+//! whole backlog of listening sockets in one set made every SYN and every handshake
+//! segment cost O(backlog). Here the listen set holds one listening socket per listener;
+//! when it takes a SYN, [`Core::syn_taken`] moves it (now SYN-RECEIVED) into the bucket its
+//! flow hashes to, records it in the flow table and in the listener's handshake list, and
+//! arms a fresh listening socket, as long as fewer than `backlog` handshakes are pending.
+//! `accept` picks established connections off that list.
+
+use std::task::Waker;
+
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::IpListenEndpoint;
+
+use crate::flow::FlowKey;
+use crate::net::{Core, FlowEntry};
+use crate::sockets::{Sets, Sock, LISTEN_SET};
+
+/// One listener's state in the shard.
+#[derive(Debug)]
+pub(crate) struct ListenState {
+    pub(crate) endpoint: IpListenEndpoint,
+    pub(crate) rx_buffer: usize,
+    pub(crate) tx_buffer: usize,
+    pub(crate) backlog: usize,
+    /// The listening socket in the listen set, if armed.
+    pub(crate) armed: Option<Sock>,
+    /// Connections whose SYN was taken and that `accept` has not handed out yet, oldest
+    /// first, each in its connection bucket.
+    pub(crate) pending: Vec<(Sock, FlowKey)>,
+    /// The task waiting in `accept`.
+    pub(crate) waker: Option<Waker>,
+}
+
+impl ListenState {
+    fn matches(&self, key: &FlowKey) -> bool {
+        self.endpoint.port == key.local_port && self.endpoint.addr.is_none_or(|a| a == key.local)
+    }
+}
+
+/// A fresh listening socket with the listener's buffers.
+pub(crate) fn listening_socket(
+    endpoint: IpListenEndpoint,
+    rx: usize,
+    tx: usize,
+) -> Result<tcp::Socket<'static>, tcp::ListenError> {
+    let mut s = tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0u8; rx]),
+        tcp::SocketBuffer::new(vec![0u8; tx]),
+    );
+    s.listen(endpoint)?;
+    Ok(s)
+}
+
+impl Core {
+    /// Arms listener `id` with a listening socket if it has none and its backlog has room.
+    pub(crate) fn arm(&mut self, id: usize) {
+        let Some(Some(ls)) = self.listeners.get_mut(id) else {
+            return;
+        };
+        if ls.armed.is_some() || ls.pending.len() >= ls.backlog {
+            return;
+        }
+        match listening_socket(ls.endpoint, ls.rx_buffer, ls.tx_buffer) {
+            Ok(s) => ls.armed = Some(self.sockets.add_to(LISTEN_SET, s)),
+            Err(e) => log::warn!("listener on {}: {e}", ls.endpoint),
+        }
+    }
+
+    /// Called after a SYN for `key` went to the listen set: if a listener's armed socket
+    /// took it, that socket moves to its connection bucket as a pending handshake and the
+    /// listener is armed again.
+    pub(crate) fn syn_taken(&mut self, key: &FlowKey, now: Instant) {
+        for id in 0..self.listeners.len() {
+            let Some(ls) = self.listeners[id].as_mut() else {
+                continue;
+            };
+            let Some(armed) = ls.armed.filter(|_| ls.matches(key)) else {
+                continue;
+            };
+            let s = self.sockets.get::<tcp::Socket>(armed);
+            if s.state() == tcp::State::Listen {
+                continue;
+            }
+            let sock = self.sockets.move_to(armed, Sets::bucket_for(key));
+            if let Some(w) = &ls.waker {
+                self.sockets
+                    .get_mut::<tcp::Socket>(sock)
+                    .register_recv_waker(w);
+            }
+            ls.armed = None;
+            ls.pending.push((sock, *key));
+            self.flows.insert(
+                *key,
+                FlowEntry {
+                    socket: Some(sock),
+                    since: now,
+                },
+            );
+            self.arm(id);
+            return;
+        }
+    }
+
+    /// Takes listener `id`'s oldest established connection, dropping handshakes that
+    /// failed; registers `waker` on the rest when there is none.
+    pub(crate) fn take_established(&mut self, id: usize, waker: &Waker) -> Option<(Sock, FlowKey)> {
+        let ls = self.listeners.get_mut(id)?.as_mut()?;
+        let mut i = 0;
+        let mut found = None;
+        while i < ls.pending.len() {
+            let (sock, key) = ls.pending[i];
+            match self.sockets.get::<tcp::Socket>(sock).state() {
+                tcp::State::Listen | tcp::State::SynReceived => i += 1,
+                tcp::State::Closed => {
+                    // Reset or timed out before it was accepted: forget it quietly.
+                    ls.pending.remove(i);
+                    self.sockets.remove(sock);
+                    self.flows.remove(&key);
+                }
+                _ => {
+                    ls.pending.remove(i);
+                    found = Some((sock, key));
+                    break;
+                }
+            }
+        }
+        if found.is_none() && !ls.waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            ls.waker = Some(waker.clone());
+            for &(sock, _) in &ls.pending {
+                self.sockets
+                    .get_mut::<tcp::Socket>(sock)
+                    .register_recv_waker(waker);
+            }
+        }
+        // A handshake left the backlog: there may be room to arm again.
+        self.arm(id);
+        found
+    }
+
+    /// Removes listener `id`: its listening socket, and every pending handshake is reset
+    /// (handed to the reaper, so the RST goes out).
+    pub(crate) fn unlisten(&mut self, id: usize, now: Instant) {
+        let Some(ls) = self.listeners.get_mut(id).and_then(Option::take) else {
+            return;
+        };
+        if let Some(a) = ls.armed {
+            self.sockets.remove(a);
+        }
+        for (sock, key) in ls.pending {
+            self.sockets.get_mut::<tcp::Socket>(sock).abort();
+            self.release(sock, now, None, Some(key));
+        }
+    }
+}
