@@ -499,3 +499,181 @@ fn stack_as_tls_client_of_openssl_s_server() {
     // A client that requires TLS 1.3 refuses a TLS 1.2-only server.
     assert!(pages[2].is_err(), "{:?}", pages[2]);
 }
+
+/// A TLS 1.2 ClientHello offering only RC4 suites (with the extensions a modern hello
+/// carries, so the refusal is about the suites).
+fn rc4_only_hello() -> Vec<u8> {
+    let mut hello = vec![0x03, 0x03];
+    hello.extend_from_slice(&[0x3c; 32]);
+    hello.push(0);
+    let suites: [u16; 2] = [0x0005, 0x0004]; // RC4-SHA, RC4-MD5
+    hello.extend_from_slice(&((suites.len() * 2) as u16).to_be_bytes());
+    for s in suites {
+        hello.extend_from_slice(&s.to_be_bytes());
+    }
+    hello.extend_from_slice(&[1, 0]);
+    let mut ext = Vec::new();
+    // signature_algorithms: ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256, rsa_pkcs1_sha256
+    ext.extend_from_slice(&[
+        0x00, 0x0d, 0x00, 0x08, 0x00, 0x06, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01,
+    ]);
+    // supported_groups: x25519, secp256r1
+    ext.extend_from_slice(&[0x00, 0x0a, 0x00, 0x06, 0x00, 0x04, 0x00, 0x1d, 0x00, 0x17]);
+    // ec_point_formats: uncompressed
+    ext.extend_from_slice(&[0x00, 0x0b, 0x00, 0x02, 0x01, 0x00]);
+    hello.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    hello.extend_from_slice(&ext);
+    let mut hs = vec![1];
+    hs.extend_from_slice(&(hello.len() as u32).to_be_bytes()[1..]);
+    hs.extend_from_slice(&hello);
+    let mut rec = vec![22, 3, 1];
+    rec.extend_from_slice(&(hs.len() as u16).to_be_bytes());
+    rec.extend_from_slice(&hs);
+    rec
+}
+
+/// Sends raw bytes to `to` from `ns`, returns everything that comes back.
+fn raw_exchange(ns: &str, to: SocketAddr, bytes: Vec<u8>) -> Vec<u8> {
+    in_ns(ns, move || {
+        let mut s = connect_retry(to);
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(&bytes).unwrap();
+        let mut all = Vec::new();
+        let _ = s.read_to_end(&mut all);
+        all
+    })
+}
+
+fn served_serial(ns: &str, target: &str) -> String {
+    let (_, out) = sh(
+        ns,
+        &format!(
+            "timeout 10 openssl s_client -connect {target} </dev/null 2>/dev/null | \
+             openssl x509 -noout -serial"
+        ),
+    );
+    out.trim().trim_start_matches("serial=").to_string()
+}
+
+fn file_serial(path: &str) -> String {
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in", path])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_string()
+}
+
+#[test]
+fn rc4_only_client_is_refused_and_material_reloads_on_sighup() {
+    let g = LabGuard::new(false);
+    let m = Material::new(&g.lab, "reload");
+    let (child, cfg_path) = run_appliance(&m.config(&g.lab, "none"), "reload");
+    wait_listening(&g.lab, 7443);
+    let ns = g.lab.peer_ns.clone();
+    let target = v4(&g.lab, 7443);
+
+    // RC4 only: an alert, no ServerHello.
+    let to = SocketAddr::new(g.lab.stack4().into(), 7443);
+    let answer = raw_exchange(&ns, to, rc4_only_hello());
+    assert_eq!(
+        answer.first(),
+        Some(&21),
+        "RC4-only hello got {answer:02x?}"
+    );
+
+    // The served certificate is the file's; new files and SIGHUP switch to the new one.
+    let first = served_serial(&ns, &target);
+    assert_eq!(first, file_serial(&m.path("server.pem")));
+    let ca = LabCa::new("renewed CA").unwrap();
+    let names = vec!["sixstack.lab".to_string(), g.lab.stack4().to_string()];
+    let renewed = ca.server(&names, Validity::default()).unwrap();
+    std::fs::write(m.path("server.pem"), &renewed.cert_pem).unwrap();
+    std::fs::write(m.path("server.key"), &renewed.key_pem).unwrap();
+    let hup = |pid: u32| {
+        Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    hup(child.id());
+    let second = served_serial(&ns, &target);
+    assert_eq!(second, file_serial(&m.path("server.pem")));
+    assert_ne!(first, second);
+    // A broken file on reload: the running certificate stays, the error is logged.
+    std::fs::write(m.path("server.pem"), "not a certificate\n").unwrap();
+    hup(child.id());
+    assert_eq!(served_serial(&ns, &target), second);
+    let log = stop_and_log(child);
+    let _ = std::fs::remove_file(cfg_path);
+    assert!(log.contains("NoCipherSuitesInCommon"), "{log}");
+    assert!(log.contains("tls: reloaded: now serving"), "{log}");
+    assert!(
+        log.contains("tls: reload failed, the current certificate stays"),
+        "{log}"
+    );
+}
+
+/// RSA material: 2048 and 4096 bits load, 1024 bits and SHA-1 signatures are refused
+/// with the reason (certificates made by the openssl command line).
+#[test]
+fn rsa_sizes_and_sha1_signatures_against_the_policy() {
+    let dir = std::env::temp_dir().join(format!("sixstack-rsa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let make = |name: &str, bits: u32, digest: &str| {
+        let (cert, key) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        let ok = Command::new("openssl")
+            .args(["req", "-x509", "-newkey", &format!("rsa:{bits}"), "-nodes"])
+            .args([
+                &format!("-{digest}"),
+                "-days",
+                "30",
+                "-subj",
+                &format!("/CN={name}"),
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "openssl req for {name}");
+        (cert, key)
+    };
+    for (name, bits, digest, refusal) in [
+        ("rsa2048", 2048, "sha256", None),
+        ("rsa4096", 4096, "sha256", None),
+        ("rsa1024", 1024, "sha256", Some("RSA key of 1024 bits")),
+        ("sha1", 2048, "sha1", Some("sha1WithRSAEncryption")),
+    ] {
+        let (cert, key) = make(name, bits, digest);
+        let r = sixstack_tls::material::certified_key(&cert, &key);
+        match refusal {
+            None => {
+                r.unwrap_or_else(|e| panic!("{name}: {e}"));
+                let der = sixstack_tls::material::load_certs(&cert).unwrap();
+                let info = sixstack_tls::CertInfo::from_der(&der[0]).unwrap();
+                assert_eq!((info.key_type.as_str(), info.key_bits), ("RSA", bits));
+            }
+            Some(why) => {
+                let e = r
+                    .err()
+                    .unwrap_or_else(|| panic!("{name} was accepted"))
+                    .to_string();
+                assert!(
+                    e.contains(why) && e.contains("refused by policy"),
+                    "{name}: {e}"
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -27,6 +27,7 @@ pub mod provider;
 pub mod selfsigned;
 pub mod server;
 pub mod service;
+pub mod signon;
 pub mod starttls;
 pub mod tickets;
 
