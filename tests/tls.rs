@@ -618,7 +618,8 @@ fn rc4_only_client_is_refused_and_material_reloads_on_sighup() {
 }
 
 /// RSA material: 2048 and 4096 bits load, 1024 bits and SHA-1 signatures are refused
-/// with the reason (certificates made by the openssl command line).
+/// with the reason; keys load from PKCS#8, PKCS#1 and SEC1 files (all made by the openssl
+/// command line).
 #[test]
 fn rsa_sizes_and_sha1_signatures_against_the_policy() {
     let dir = std::env::temp_dir().join(format!("sixstack-rsa-{}", std::process::id()));
@@ -675,5 +676,51 @@ fn rsa_sizes_and_sha1_signatures_against_the_policy() {
             }
         }
     }
+    // Key encodings: PKCS#1 (`BEGIN RSA PRIVATE KEY`) and SEC1 (`BEGIN EC PRIVATE KEY`)
+    // load like PKCS#8.
+    let (rsa_cert, rsa_key) = (dir.join("rsa2048.pem"), dir.join("rsa2048.key"));
+    let pkcs1 = dir.join("pkcs1.key");
+    let ok = Command::new("openssl")
+        .args(["rsa", "-traditional", "-in"])
+        .arg(&rsa_key)
+        .arg("-out")
+        .arg(&pkcs1)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    assert!(std::fs::read_to_string(&pkcs1)
+        .unwrap()
+        .contains("BEGIN RSA PRIVATE KEY"));
+    sixstack_tls::material::certified_key(&rsa_cert, &pkcs1).unwrap();
+    let (ec_cert, sec1) = (dir.join("ec.pem"), dir.join("sec1.key"));
+    for args in [
+        vec![
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ],
+        vec!["req", "-x509", "-days", "30", "-subj", "/CN=ec", "-key"],
+    ] {
+        let mut c = Command::new("openssl");
+        c.args(&args);
+        if args[0] == "ecparam" {
+            c.arg(&sec1);
+        } else {
+            c.arg(&sec1).arg("-out").arg(&ec_cert);
+        }
+        assert!(
+            c.stderr(Stdio::null()).status().unwrap().success(),
+            "{args:?}"
+        );
+    }
+    assert!(std::fs::read_to_string(&sec1)
+        .unwrap()
+        .contains("BEGIN EC PRIVATE KEY"));
+    sixstack_tls::material::certified_key(&ec_cert, &sec1).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
