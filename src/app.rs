@@ -152,7 +152,7 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFa
             _ => None,
         };
         if let Some(tkind) = tls_kind {
-            let acceptor = match tls.map(ServerFactory::acceptor) {
+            let acceptor = match tls.map(|f| f.acceptor_on(net)) {
                 Some(Ok(a)) => a,
                 Some(Err(e)) => {
                     log::error!("{} on port {port}: {e}", tkind.name());
@@ -756,6 +756,12 @@ pub fn shard_report(p: &Placement, s: &ShardStats) -> ShardReport {
         np_ratio: 0.0,
         loop_us: Histo::from_ns_summary(&s.loop_ns),
         request_us: Histo::from_ns_summary(&s.request_ns),
+        counters: s
+            .services
+            .iter()
+            .filter(|(name, _)| !name.is_empty())
+            .map(|(name, v)| (name.to_string(), *v))
+            .collect(),
     }
 }
 

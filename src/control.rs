@@ -137,6 +137,9 @@ pub struct ShardReport {
     pub loop_us: Histo,
     /// Request latency, where a service reports it.
     pub request_us: Histo,
+    /// Service counters by name (TLS handshakes full/resumed/refused, ...).
+    #[serde(default)]
+    pub counters: BTreeMap<String, u64>,
 }
 
 impl ShardReport {
@@ -835,6 +838,10 @@ pub(crate) mod tests {
                 max_us: 12.0,
             },
             request_us: Histo::default(),
+            counters: BTreeMap::from([
+                ("tls_full".to_string(), 5 * u64::from(i + 1)),
+                ("tls_refused".to_string(), 1),
+            ]),
         }
     }
 

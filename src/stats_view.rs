@@ -173,7 +173,26 @@ pub fn render_table(r: &StatsReport) -> String {
     let mut out = header(r);
     out.push_str(&columns(&rows));
     placement_and_drops(&mut out, r, &total);
+    service_counters(&mut out, r);
     out
+}
+
+/// One line of service counters, summed over the shards.
+fn service_counters(out: &mut String, r: &StatsReport) {
+    let mut sum: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for s in &r.shards {
+        for (k, v) in &s.counters {
+            *sum.entry(k.as_str()).or_default() += v;
+        }
+    }
+    if sum.is_empty() {
+        return;
+    }
+    let parts: Vec<String> = sum.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push_str(&format!("counters: {}\n", parts.join(" ")));
 }
 
 /// The report as pretty-printed JSON (no trailing newline).
@@ -354,6 +373,8 @@ mod tests {
         assert_eq!(total[11], "4.5", "worst loop p99: {t}");
         assert!(t.contains("drops: checksum 6, no_socket 2"), "{t}");
         assert!(t.contains("echo tcp/7 on shards [0, 1]"), "{t}");
+        // Service counters, summed over the shards (5 + 10 handshakes, 1 + 1 refused).
+        assert!(t.contains("counters: tls_full=15 tls_refused=2"), "{t}");
         // The columns line up.
         assert_eq!(lines[2].len(), lines[3].len());
     }

@@ -76,6 +76,7 @@ fn shard(i: u32) -> ShardReport {
             max_us: 5.0,
         },
         request_us: Histo::default(),
+        counters: BTreeMap::from([("tls_full".to_string(), 10 + u64::from(i))]),
     }
 }
 

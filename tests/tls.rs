@@ -271,6 +271,33 @@ fn tls_against_openssl_and_curl() {
         String::from_utf8_lossy(&all).into_owned()
     });
     assert!(reply.contains("501 plain text after STARTTLS"), "{reply}");
+
+    // The handshakes are counted per shard and published (`sixstack stats`); shards
+    // publish every 100 ms.
+    std::thread::sleep(Duration::from_millis(300));
+    let count = |name: &str| -> u64 {
+        app.snapshot()
+            .iter()
+            .flat_map(|s| s.services.iter())
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .sum()
+    };
+    assert!(
+        count("tls_full") >= 8,
+        "full handshakes: {}",
+        count("tls_full")
+    );
+    assert!(
+        count("tls_resumed") >= 10,
+        "resumed: {}",
+        count("tls_resumed")
+    );
+    assert!(
+        count("tls_refused") >= 1,
+        "refused: {}",
+        count("tls_refused")
+    );
     app.stop().unwrap();
 }
 

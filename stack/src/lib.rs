@@ -33,7 +33,7 @@ pub use flow::{classify, Class, FlowKey, Proto};
 pub use icmp::PingReply;
 pub use ingress::SteerCounters;
 pub use mesh::{mesh, Handoff, MeshEnd};
-pub use net::{Net, NetCounters};
+pub use net::{Counter, Net, NetCounters, MAX_SERVICE_COUNTERS};
 pub use shard::{Shard, ShardControl, ShardStats};
 pub use tcp::{ListenOptions, TcpListener, TcpStream};
 pub use timer::{timeout, Elapsed, Sleep};

@@ -194,6 +194,34 @@ pub(crate) struct Inner {
     pub(crate) disk: RefCell<crate::disk::Disk>,
     /// Request latencies services report (nanoseconds).
     pub(crate) requests: RefCell<Option<hdrhistogram::Histogram<u64>>>,
+    /// Counters services registered by name (`Net::counter`).
+    pub(crate) service_counters: RefCell<Vec<(&'static str, Counter)>>,
+}
+
+/// Counters a shard publishes for its services (`sixstack stats`); more names than this
+/// get counters that are kept but not published.
+pub const MAX_SERVICE_COUNTERS: usize = 16;
+
+/// A service's counter on one shard, published with the shard's statistics under its name.
+/// Cheap to clone; every clone counts into the same value.
+#[derive(Debug, Clone, Default)]
+pub struct Counter(Rc<Cell<u64>>);
+
+impl Counter {
+    /// A counter not published anywhere (for code running without a shard).
+    pub fn detached() -> Counter {
+        Counter::default()
+    }
+
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.set(self.0.get().wrapping_add(n));
+    }
+
+    /// The value.
+    pub fn get(&self) -> u64 {
+        self.0.get()
+    }
 }
 
 /// A handle to one shard's network: spawn tasks, open sockets, read shard time.
@@ -246,6 +274,24 @@ impl Net {
         if let Some(h) = self.inner.requests.borrow_mut().as_mut() {
             let _ = h.record((took.as_nanos() as u64).max(1));
         }
+    }
+
+    /// The shard's counter named `name` (created at first use; the same name gives the
+    /// same counter), published with the shard's statistics.
+    pub fn counter(&self, name: &'static str) -> Counter {
+        let mut all = self.inner.service_counters.borrow_mut();
+        if let Some((_, c)) = all.iter().find(|(n, _)| *n == name) {
+            return c.clone();
+        }
+        let c = Counter::default();
+        if all.len() < MAX_SERVICE_COUNTERS {
+            all.push((name, c.clone()));
+        } else {
+            log::warn!(
+                "service counter {name} is not published: {MAX_SERVICE_COUNTERS} already are"
+            );
+        }
+        c
     }
 
     /// Whether the shard is draining for shutdown (listeners refuse new connections).

@@ -97,6 +97,8 @@ pub struct ShardStats {
     pub link: LinkStats,
     /// Socket counters.
     pub net: NetCounters,
+    /// Service counters by name (`Net::counter`); unused slots have an empty name.
+    pub services: [(&'static str, u64); crate::net::MAX_SERVICE_COUNTERS],
 }
 
 /// One core's worth of network stack.
@@ -256,6 +258,7 @@ impl<L: Link> Shard<L> {
             requests: std::cell::RefCell::new(
                 hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 2).ok(),
             ),
+            service_counters: std::cell::RefCell::new(Vec::new()),
         };
         Ok(Shard {
             link,
@@ -319,6 +322,13 @@ impl<L: Link> Shard<L> {
         s.loop_ns = summary(&self.loop_hist);
         if let Some(h) = self.net.inner.requests.borrow().as_ref() {
             s.request_ns = summary(h);
+        }
+        for (slot, (name, c)) in s
+            .services
+            .iter_mut()
+            .zip(self.net.inner.service_counters.borrow().iter())
+        {
+            *slot = (name, c.get());
         }
         s
     }

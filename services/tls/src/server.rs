@@ -3,7 +3,6 @@
 //! `ServerConfig`, its own bounded session cache and its own ticketer, so no lock is
 //! shared between shards.
 
-use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
@@ -15,6 +14,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
+use sixstack_stack::{Counter, Net};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
@@ -149,24 +149,38 @@ impl ServerFactory {
         Ok(Arc::new(cfg))
     }
 
-    /// The acceptor for one shard.
+    /// The acceptor for one shard, counting into counters of its own.
     pub fn acceptor(&self) -> Result<ShardAcceptor, TlsError> {
         Ok(ShardAcceptor {
             inner: TlsAcceptor::from(self.server_config()?),
             counters: Rc::new(TlsCounters::default()),
         })
     }
+
+    /// The acceptor for the shard of `net`, counting into the shard's published counters
+    /// (`sixstack stats`).
+    pub fn acceptor_on(&self, net: &Net) -> Result<ShardAcceptor, TlsError> {
+        Ok(ShardAcceptor {
+            inner: TlsAcceptor::from(self.server_config()?),
+            counters: Rc::new(TlsCounters {
+                full: net.counter("tls_full"),
+                resumed: net.counter("tls_resumed"),
+                refused: net.counter("tls_refused"),
+            }),
+        })
+    }
 }
 
-/// Handshake counters of one shard's acceptor.
+/// Handshake counters of one shard's acceptor (published as `tls_full`, `tls_resumed`,
+/// `tls_refused` when the acceptor is made with [`ServerFactory::acceptor_on`]).
 #[derive(Debug, Default)]
 pub struct TlsCounters {
     /// Full handshakes completed.
-    pub full: Cell<u64>,
+    pub full: Counter,
     /// Resumed handshakes completed.
-    pub resumed: Cell<u64>,
+    pub resumed: Counter,
     /// Handshakes refused (protocol, policy, certificate, or the peer gave up).
-    pub refused: Cell<u64>,
+    pub refused: Counter,
 }
 
 /// One shard's TLS acceptor (clone it into the tasks of the shard).
@@ -194,7 +208,7 @@ impl ShardAcceptor {
         let stream = match self.inner.accept(io).await {
             Ok(s) => s,
             Err(e) => {
-                self.counters.refused.set(self.counters.refused.get() + 1);
+                self.counters.refused.add(1);
                 log::warn!("tls: handshake with {peer} refused: {e}{}", explain(&e));
                 return Err(e);
             }
@@ -204,7 +218,7 @@ impl ShardAcceptor {
         if let Some(leaf) = conn.peer_certificates().and_then(|c| c.first()) {
             let verdict = CertInfo::from_der(leaf).and_then(|i| i.check_policy());
             if let Err(e) = verdict {
-                self.counters.refused.set(self.counters.refused.get() + 1);
+                self.counters.refused.add(1);
                 log::warn!("tls: client certificate of {peer} refused: {e}");
                 return Err(io::Error::new(
                     io::ErrorKind::PermissionDenied,
@@ -214,9 +228,9 @@ impl ShardAcceptor {
         }
         match conn.handshake_kind() {
             Some(HandshakeKind::Resumed) => {
-                self.counters.resumed.set(self.counters.resumed.get() + 1);
+                self.counters.resumed.add(1);
             }
-            _ => self.counters.full.set(self.counters.full.get() + 1),
+            _ => self.counters.full.add(1),
         }
         Ok(stream)
     }
