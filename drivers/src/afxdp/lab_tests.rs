@@ -641,3 +641,26 @@ fn afxdp_jumbo_frames_cross_in_several_buffers() {
         assert_eq!(s.rx_dropped, 0, "{s:?}");
     }
 }
+
+/// A filter without addresses (an appliance still waiting for its addresses) loads and
+/// attaches, and passes every frame to the kernel.
+#[test]
+fn afxdp_empty_filter_loads_and_passes_everything() {
+    if !is_root() {
+        return;
+    }
+    let lab = new_lab();
+    for mode in [XdpAttachMode::Generic, XdpAttachMode::Native] {
+        let prog = lab
+            .in_appliance(|| XdpProgram::attach(APPLIANCE_IF, &XdpFilter::default(), mode, 1))
+            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        drop(prog);
+    }
+    // With only IPv6 addresses, IPv4 frames and ARP still load fine (and pass).
+    let v6_only = XdpFilter {
+        ipv4: vec![],
+        ipv6: vec!["fd00:99::2".parse().unwrap()],
+    };
+    lab.in_appliance(|| XdpProgram::attach(APPLIANCE_IF, &v6_only, XdpAttachMode::Generic, 1))
+        .unwrap();
+}
