@@ -139,9 +139,51 @@ fn listen_options(net: &Net, svc: &crate::config::Service) -> ListenOptions {
     opts
 }
 
+/// The proxy listener `p` of the configuration, for the proxy crate.
+pub fn proxy_config(p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
+    use crate::config::BalanceSetting as B;
+    use sixstack_proxy::Algorithm as A;
+    sixstack_proxy::ProxyConfig {
+        name: p.name.get_ref().clone(),
+        port: *p.port.get_ref(),
+        algorithm: match p.algorithm {
+            B::RoundRobin => A::RoundRobin,
+            B::WeightedRoundRobin => A::WeightedRoundRobin,
+            B::LeastConnections => A::LeastConnections,
+            B::PowerOfTwo => A::PowerOfTwo,
+            B::Maglev => A::Maglev,
+        },
+        backends: p
+            .backends
+            .iter()
+            .filter_map(|b| {
+                // Checked when the configuration was loaded.
+                let sa: std::net::SocketAddr = b.address.get_ref().parse().ok()?;
+                Some(sixstack_proxy::BackendConfig {
+                    endpoint: sixstack_stack::IpEndpoint::new(sa.ip().into(), sa.port()),
+                    weight: *b.weight.get_ref(),
+                })
+            })
+            .collect(),
+        connect_timeout: Duration::from_millis(p.connect_timeout_ms),
+        eject_after: p.eject_after,
+        retry_after: Duration::from_secs_f64(p.retry_after_s),
+    }
+}
+
 /// Starts the configured services that run on `shard` (TLS ones with an acceptor made
-/// from `tls` for this shard).
+/// from `tls` for this shard), and the proxy listeners.
 pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFactory>) {
+    for p in &cfg.file.proxies {
+        let pc = proxy_config(p);
+        let n = net.clone();
+        net.spawn(async move {
+            let name = pc.name.clone();
+            if let Err(e) = sixstack_proxy::serve(n, pc).await {
+                log::error!("proxy {name} stopped: {e}");
+            }
+        });
+    }
     for svc in cfg.file.services.iter().filter(|s| runs_on(s, shard)) {
         let port = *svc.port.get_ref();
         let tls_kind = match svc.kind {
@@ -199,7 +241,18 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFa
 
 /// The placement lines `run` prints: which shards run which service.
 pub fn service_placement(cfg: &Config, shards: u32) -> Vec<String> {
-    cfg.file
+    let all: Vec<u32> = (0..shards).collect();
+    let proxies = cfg.file.proxies.iter().map(|p| {
+        format!(
+            "proxy {} tcp/{} -> {} backends ({:?}) on shards {all:?}",
+            p.name.get_ref(),
+            p.port.get_ref(),
+            p.backends.len(),
+            p.algorithm
+        )
+    });
+    let services: Vec<String> = cfg
+        .file
         .services
         .iter()
         .map(|svc| {
@@ -216,7 +269,8 @@ pub fn service_placement(cfg: &Config, shards: u32) -> Vec<String> {
                 svc.port.get_ref()
             )
         })
-        .collect()
+        .collect();
+    services.into_iter().chain(proxies).collect()
 }
 
 /// Services pinned away from `shard`, for its steering table.

@@ -368,6 +368,75 @@ pub struct Service {
     pub tx_buffer: Option<Spanned<usize>>,
 }
 
+/// A balancing algorithm in the configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum BalanceSetting {
+    /// Round robin.
+    #[default]
+    RoundRobin,
+    /// Smooth weighted round robin.
+    WeightedRoundRobin,
+    /// Fewest open connections per unit of weight.
+    LeastConnections,
+    /// The less loaded of two random backends.
+    PowerOfTwo,
+    /// Consistent hashing of the client address (Maglev): sticky clients.
+    Maglev,
+}
+
+/// `[[proxy.backend]]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyBackend {
+    /// `ADDR:PORT` (`[ADDR]:PORT` for IPv6).
+    pub address: Spanned<String>,
+    /// Weight for the weighted algorithms (1 to 1000).
+    #[serde(default = "default_weight")]
+    pub weight: Spanned<u32>,
+}
+
+fn default_weight() -> Spanned<u32> {
+    Spanned::new(0..0, 1)
+}
+
+/// `[[proxy]]`: a load-balanced listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proxy {
+    /// Name, unique among the proxies.
+    pub name: Spanned<String>,
+    /// Port it listens on (every stack address).
+    pub port: Spanned<u16>,
+    /// How connections are spread over the backends.
+    #[serde(default)]
+    pub algorithm: BalanceSetting,
+    /// Milliseconds a backend connect may take before the next backend is tried.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Consecutive failed connects that take a backend out.
+    #[serde(default = "default_eject_after")]
+    pub eject_after: u32,
+    /// Seconds an ejected backend stays out before it is tried again.
+    #[serde(default = "default_retry_after")]
+    pub retry_after_s: f64,
+    /// The backends.
+    #[serde(default, rename = "backend")]
+    pub backends: Vec<ProxyBackend>,
+}
+
+fn default_connect_timeout() -> u64 {
+    2000
+}
+
+fn default_eject_after() -> u32 {
+    3
+}
+
+fn default_retry_after() -> f64 {
+    5.0
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -388,6 +457,9 @@ pub struct File {
     /// TLS material and policy.
     #[serde(default)]
     pub tls: Option<Tls>,
+    /// Load-balanced proxy listeners.
+    #[serde(default, rename = "proxy")]
+    pub proxies: Vec<Proxy>,
 }
 
 /// A validated configuration.
@@ -664,6 +736,62 @@ impl Config {
             }
             seen.push((port, tcp, udp));
         }
+        let mut names: Vec<&str> = Vec::new();
+        for p in &file.proxies {
+            let port = *p.port.get_ref();
+            if port == 0 {
+                return Err(err(p.port.span(), "port 0 is not a listener port".into()));
+            }
+            if seen.iter().any(|&(q, t, _)| q == port && t) {
+                return Err(err(
+                    p.port.span(),
+                    format!("port {port} is already used by a service or another proxy"),
+                ));
+            }
+            seen.push((port, true, false));
+            if names.contains(&p.name.get_ref().as_str()) {
+                return Err(err(
+                    p.name.span(),
+                    format!("a proxy named '{}' already exists", p.name.get_ref()),
+                ));
+            }
+            names.push(p.name.get_ref());
+            if p.backends.is_empty() {
+                return Err(err(
+                    p.name.span(),
+                    format!("proxy '{}' has no [[proxy.backend]]", p.name.get_ref()),
+                ));
+            }
+            for b in &p.backends {
+                if b.address.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                    return Err(err(
+                        b.address.span(),
+                        format!(
+                            "'{}' is not ADDR:PORT (IPv6: [ADDR]:PORT)",
+                            b.address.get_ref()
+                        ),
+                    ));
+                }
+                if !(1..=1000).contains(b.weight.get_ref()) {
+                    return Err(err(
+                        b.weight.span(),
+                        "backend weight must be between 1 and 1000".into(),
+                    ));
+                }
+            }
+            if p.eject_after == 0 || !(0.1..=3600.0).contains(&p.retry_after_s) {
+                return Err(err(
+                    p.name.span(),
+                    "eject_after must be at least 1 and retry_after_s between 0.1 and 3600".into(),
+                ));
+            }
+            if !(1..=600_000).contains(&p.connect_timeout_ms) {
+                return Err(err(
+                    p.name.span(),
+                    "connect_timeout_ms must be between 1 and 600000".into(),
+                ));
+            }
+        }
         Ok(Config {
             ipv4,
             ipv6,
@@ -706,6 +834,29 @@ port = 7
 
     fn error_of(text: &str) -> String {
         Config::parse(text, "bad.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn proxies_are_checked() {
+        let good = format!(
+            "{GOOD}\n[[proxy]]\nname = \"web\"\nport = 8080\nalgorithm = \"maglev\"\n\
+             [[proxy.backend]]\naddress = \"10.0.0.1:80\"\n\
+             [[proxy.backend]]\naddress = \"[2001:db8::1]:80\"\nweight = 3\n"
+        );
+        let c = Config::parse(&good, "good.toml").unwrap();
+        assert_eq!(c.file.proxies[0].backends.len(), 2);
+        assert_eq!(c.file.proxies[0].algorithm, BalanceSetting::Maglev);
+        let e = error_of(&good.replace("10.0.0.1:80", "10.0.0.1"));
+        assert!(
+            e.contains("bad.toml:") && e.contains("is not ADDR:PORT"),
+            "{e}"
+        );
+        let e = error_of(&good.replace("port = 8080", "port = 7"));
+        assert!(e.contains("already used"), "{e}");
+        let e = error_of(&good.replace("weight = 3", "weight = 0"));
+        assert!(e.contains("weight"), "{e}");
+        let e = error_of(&good.replace("maglev", "random"));
+        assert!(e.contains("unknown variant"), "{e}");
     }
 
     #[test]

@@ -1,0 +1,177 @@
+//! A proxy listener on one shard: accept a client, choose a backend, connect to it (the
+//! next backend when the connect fails or times out; a backend that fails `eject_after`
+//! times in a row is taken out for `retry_after`, then tried again), and splice the two
+//! streams until both sides have closed. A client for whom no backend is left is reset.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use sixstack_stack::smoltcp::time::Instant;
+use sixstack_stack::smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+use sixstack_stack::{timeout, ListenOptions, Net, TcpListener, TcpStream};
+
+use crate::balance::{Algorithm, Backend, Balancer};
+
+/// One backend of a listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConfig {
+    /// Where it listens.
+    pub endpoint: IpEndpoint,
+    /// Weight (weighted algorithms), at least 1.
+    pub weight: u32,
+}
+
+/// A proxy listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    /// Name (logs, statistics, the drain command).
+    pub name: String,
+    /// Port the listener accepts on (every stack address, IPv4 and IPv6).
+    pub port: u16,
+    /// How connections are spread.
+    pub algorithm: Algorithm,
+    /// The backends.
+    pub backends: Vec<BackendConfig>,
+    /// How long a backend connect may take before the next backend is tried.
+    pub connect_timeout: Duration,
+    /// Consecutive failed connects that take a backend out.
+    pub eject_after: u32,
+    /// How long an ejected backend stays out before it is tried again.
+    pub retry_after: Duration,
+}
+
+/// Per-shard state of a listener.
+struct State {
+    balancer: Balancer,
+    fails: Vec<u32>,
+    out_until: Vec<Option<Instant>>,
+}
+
+impl State {
+    /// Brings back ejected backends whose time out is over.
+    fn revive(&mut self, now: Instant) {
+        for (i, until) in self.out_until.iter_mut().enumerate() {
+            if until.is_some_and(|t| now >= t) {
+                *until = None;
+                self.balancer.set_up(i, true);
+            }
+        }
+    }
+}
+
+fn client_ip(ep: IpEndpoint) -> IpAddr {
+    ep.addr.into()
+}
+
+/// Runs listener `cfg` on this shard until the shard drains.
+pub async fn serve(net: Net, cfg: ProxyConfig) -> io::Result<()> {
+    let opts = ListenOptions::from_config(&net);
+    let listener = TcpListener::bind_with(
+        &net,
+        IpListenEndpoint {
+            addr: None,
+            port: cfg.port,
+        },
+        opts,
+    )?;
+    let backends = cfg
+        .backends
+        .iter()
+        .map(|b| Backend::new(b.endpoint.to_string(), b.weight))
+        .collect();
+    let seed = u64::from(cfg.port) ^ (net.now().total_micros() as u64);
+    let state = Rc::new(RefCell::new(State {
+        balancer: Balancer::new(cfg.algorithm, backends, seed),
+        fails: vec![0; cfg.backends.len()],
+        out_until: vec![None; cfg.backends.len()],
+    }));
+    let cfg = Rc::new(cfg);
+    log::info!(
+        "proxy {} listening on port {} ({:?}, {} backends)",
+        cfg.name,
+        cfg.port,
+        cfg.algorithm,
+        cfg.backends.len()
+    );
+    loop {
+        let (client, peer) = match listener.accept().await {
+            Ok(v) => v,
+            Err(_) if net.is_draining() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let (net2, state, cfg) = (net.clone(), state.clone(), cfg.clone());
+        net.spawn(async move {
+            if let Err(e) = proxy_one(&net2, &cfg, &state, client, peer).await {
+                log::debug!("proxy {}: {peer}: {e}", cfg.name);
+            }
+        });
+    }
+}
+
+async fn proxy_one(
+    net: &Net,
+    cfg: &ProxyConfig,
+    state: &RefCell<State>,
+    mut client: TcpStream,
+    peer: IpEndpoint,
+) -> io::Result<()> {
+    client.set_nodelay(true);
+    let mut tried = Vec::new();
+    loop {
+        let pick = {
+            let mut s = state.borrow_mut();
+            s.revive(net.now());
+            s.balancer.pick(client_ip(peer), &tried)
+        };
+        let Some(i) = pick else {
+            log::warn!(
+                "proxy {}: no backend available for {peer}; connection reset",
+                cfg.name
+            );
+            client.abort();
+            return Ok(());
+        };
+        tried.push(i);
+        let to = cfg.backends[i].endpoint;
+        match timeout(net, cfg.connect_timeout, TcpStream::connect(net, to)).await {
+            Ok(Ok(mut backend)) => {
+                backend.set_nodelay(true);
+                {
+                    let mut s = state.borrow_mut();
+                    s.fails[i] = 0;
+                    s.balancer.opened(i);
+                }
+                let r = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                state.borrow_mut().balancer.closed(i);
+                return r.map(drop);
+            }
+            Ok(Err(e)) => fail(net, cfg, state, i, &e.to_string()),
+            Err(_) => fail(net, cfg, state, i, "connect timed out"),
+        }
+    }
+}
+
+fn fail(net: &Net, cfg: &ProxyConfig, state: &RefCell<State>, i: usize, why: &str) {
+    let mut s = state.borrow_mut();
+    s.fails[i] += 1;
+    let ep = cfg.backends[i].endpoint;
+    if s.fails[i] >= cfg.eject_after && s.out_until[i].is_none() {
+        s.balancer.set_up(i, false);
+        let back = net.now()
+            + sixstack_stack::smoltcp::time::Duration::from_micros(
+                cfg.retry_after.as_micros() as u64
+            );
+        s.out_until[i] = Some(back);
+        log::warn!(
+            "proxy {}: backend {ep} out after {} failed connects ({why}); retried in {:?}",
+            cfg.name,
+            s.fails[i],
+            cfg.retry_after
+        );
+    } else {
+        log::debug!("proxy {}: backend {ep}: {why}", cfg.name);
+    }
+}

@@ -1,0 +1,186 @@
+//! Proxy listeners on the stack in front of three kernel backends in the peer namespace:
+//! distribution per algorithm, failover when a backend dies (and its return), and a
+//! byte-exact transfer through the splice.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use sixstack::lab::Lab;
+
+/// A kernel backend: answers each connection with `b<id>\n`, then echoes until EOF.
+struct KernelBackend {
+    stop: Arc<AtomicBool>,
+    addr: SocketAddr,
+}
+
+impl KernelBackend {
+    fn start(ns: &str, addr: SocketAddr, id: u8) -> KernelBackend {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s2 = stop.clone();
+        in_ns(ns, move || {
+            let l = TcpListener::bind(addr).unwrap();
+            l.set_nonblocking(true).unwrap();
+            // Threads created here stay in the namespace.
+            std::thread::spawn(move || {
+                while !s2.load(Ordering::Acquire) {
+                    match l.accept() {
+                        Ok((mut c, _)) => {
+                            c.set_nonblocking(false).unwrap();
+                            std::thread::spawn(move || {
+                                let _ = c.write_all(format!("b{id}\n").as_bytes());
+                                let mut r = c.try_clone().unwrap();
+                                let _ = std::io::copy(&mut r, &mut c);
+                                let _ = c.shutdown(std::net::Shutdown::Write);
+                            });
+                        }
+                        Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    }
+                }
+            });
+        });
+        KernelBackend { stop, addr }
+    }
+}
+
+impl Drop for KernelBackend {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn config(lab: &Lab, algorithm: &str, weights: [u32; 3]) -> String {
+    let mut text = sixstack::lab_config(lab, None);
+    text.push_str(&format!(
+        "\n[[proxy]]\nname = \"web\"\nport = 8080\nalgorithm = \"{algorithm}\"\n\
+         connect_timeout_ms = 1000\neject_after = 1\nretry_after_s = 1.0\n"
+    ));
+    for (i, w) in weights.iter().enumerate() {
+        text.push_str(&format!(
+            "\n[[proxy.backend]]\naddress = \"{}:{}\"\nweight = {w}\n",
+            lab.peer4(),
+            9101 + i
+        ));
+    }
+    text
+}
+
+/// One connection through the proxy: the id of the backend that answered.
+fn which(to: SocketAddr) -> Option<u8> {
+    let s = TcpStream::connect_timeout(&to, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let mut line = String::new();
+    BufReader::new(&s).read_line(&mut line).ok()?;
+    line.trim().strip_prefix('b')?.parse().ok()
+}
+
+fn distribution(ns: &str, to: SocketAddr, n: usize) -> [usize; 3] {
+    in_ns(ns, move || {
+        let mut c = [0usize; 3];
+        for _ in 0..n {
+            let id = which(to).expect("a connection through the proxy");
+            c[usize::from(id) - 1] += 1;
+        }
+        c
+    })
+}
+
+fn backends(lab: &Lab) -> Vec<KernelBackend> {
+    (0..3)
+        .map(|i| {
+            KernelBackend::start(
+                &lab.peer_ns,
+                SocketAddr::new(lab.peer4().into(), 9101 + i as u16),
+                i + 1,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn round_robin_failover_and_return() {
+    let g = LabGuard::new(false);
+    let mut kb = backends(&g.lab);
+    let app = start_appliance_with(&config(&g.lab, "round_robin", [1, 1, 1]), |_, _| {});
+    let to = SocketAddr::new(g.lab.stack4().into(), 8080);
+    drop(in_ns(&g.lab.peer_ns, move || connect_retry(to)));
+    // Each shard runs its own round robin: within one per backend per shard.
+    let c = distribution(&g.lab.peer_ns, to, 300);
+    assert!(c.iter().all(|&n| (98..=102).contains(&n)), "{c:?}");
+    // Backend 2 dies: every new connection still gets a backend, never the dead one.
+    let dead = kb.remove(1);
+    let addr = dead.addr;
+    drop(dead);
+    let c = distribution(&g.lab.peer_ns, to, 100);
+    assert_eq!(c[1], 0, "{c:?}");
+    assert_eq!(c[0] + c[2], 100, "{c:?}");
+    // It comes back: after its time out it gets connections again.
+    let back = KernelBackend::start(&g.lab.peer_ns, addr, 2);
+    std::thread::sleep(Duration::from_millis(1500));
+    let c = distribution(&g.lab.peer_ns, to, 90);
+    assert!(c[1] >= 20, "{c:?}");
+    drop(back);
+    app.stop().unwrap();
+}
+
+#[test]
+fn weighted_round_robin_and_byte_exact_splice() {
+    let g = LabGuard::new(false);
+    let _kb = backends(&g.lab);
+    let app = start_appliance_with(
+        &config(&g.lab, "weighted_round_robin", [1, 2, 3]),
+        |_, _| {},
+    );
+    let to = SocketAddr::new(g.lab.stack4().into(), 8080);
+    drop(in_ns(&g.lab.peer_ns, move || connect_retry(to)));
+    let c = distribution(&g.lab.peer_ns, to, 600);
+    for (i, want) in [100usize, 200, 300].iter().enumerate() {
+        let tol = want / 10;
+        assert!(c[i].abs_diff(*want) <= tol, "backend {}: {c:?}", i + 1);
+    }
+    // 8 MiB through the proxy and back, byte for byte, with half-close.
+    let data = pattern(8 << 20, 5);
+    let expect = data.clone();
+    let back = in_ns(&g.lab.peer_ns, move || {
+        let mut s = connect_retry(to);
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut w = s.try_clone().unwrap();
+        let writer = std::thread::spawn(move || {
+            w.write_all(&data).unwrap();
+            w.shutdown(std::net::Shutdown::Write).unwrap();
+        });
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).unwrap();
+        writer.join().unwrap();
+        all
+    });
+    let nl = back.iter().position(|&b| b == b'\n').unwrap();
+    assert!(back[1..nl].iter().all(u8::is_ascii_digit));
+    assert!(back[nl + 1..] == expect[..], "spliced bytes differ");
+    app.stop().unwrap();
+}
+
+#[test]
+fn maglev_keeps_a_client_on_its_backend() {
+    let g = LabGuard::new(false);
+    let _kb = backends(&g.lab);
+    let app = start_appliance_with(&config(&g.lab, "maglev", [1, 1, 1]), |_, _| {});
+    // Two clients: the peer's IPv4 and IPv6 addresses; each stays on one backend.
+    for to in [
+        SocketAddr::new(g.lab.stack4().into(), 8080),
+        SocketAddr::new(g.lab.stack6().into(), 8080),
+    ] {
+        drop(in_ns(&g.lab.peer_ns, move || connect_retry(to)));
+        let c = distribution(&g.lab.peer_ns, to, 60);
+        assert_eq!(c.iter().filter(|&&n| n > 0).count(), 1, "{to}: {c:?}");
+        assert_eq!(c.iter().sum::<usize>(), 60);
+    }
+    app.stop().unwrap();
+}
