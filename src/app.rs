@@ -176,10 +176,25 @@ pub fn proxy_config(p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
 pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFactory>) {
     for p in &cfg.file.proxies {
         let pc = proxy_config(p);
+        let acceptor = if p.tls {
+            match tls.map(|f| f.acceptor_on(net)) {
+                Some(Ok(a)) => Some(a),
+                Some(Err(e)) => {
+                    log::error!("proxy {}: {e}", pc.name);
+                    continue;
+                }
+                None => {
+                    log::error!("proxy {}: no [tls] material", pc.name);
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         let n = net.clone();
         net.spawn(async move {
             let name = pc.name.clone();
-            if let Err(e) = sixstack_proxy::serve(n, pc).await {
+            if let Err(e) = sixstack_proxy::serve(n, pc, acceptor).await {
                 log::error!("proxy {name} stopped: {e}");
             }
         });

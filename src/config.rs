@@ -420,6 +420,10 @@ pub struct Proxy {
     /// Seconds an ejected backend stays out before it is tried again.
     #[serde(default = "default_retry_after")]
     pub retry_after_s: f64,
+    /// Terminate TLS at the listener with the `[tls]` material (implicit TLS in front of
+    /// plain backends).
+    #[serde(default)]
+    pub tls: bool,
     /// The backends.
     #[serde(default, rename = "backend")]
     pub backends: Vec<ProxyBackend>,
@@ -756,6 +760,15 @@ impl Config {
                 ));
             }
             names.push(p.name.get_ref());
+            if p.tls && file.tls.is_none() {
+                return Err(err(
+                    p.name.span(),
+                    format!(
+                        "proxy '{}' terminates TLS but there is no [tls] section",
+                        p.name.get_ref()
+                    ),
+                ));
+            }
             if p.backends.is_empty() {
                 return Err(err(
                     p.name.span(),

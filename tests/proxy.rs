@@ -184,3 +184,124 @@ fn maglev_keeps_a_client_on_its_backend() {
     }
     app.stop().unwrap();
 }
+
+/// Implicit TLS at the listener in front of plain backends: curl fetches a file from a
+/// plain HTTP server through it, openssl s_client and a rustls client push data through
+/// to an echo backend (64 MiB, byte for byte).
+#[test]
+fn tls_terminated_at_the_listener() {
+    let g = LabGuard::new(false);
+    let _kb = backends(&g.lab);
+    // A plain HTTP backend with a 1 MiB file.
+    let www = std::env::temp_dir().join(format!("sixstack-proxy-www-{}", std::process::id()));
+    std::fs::create_dir_all(&www).unwrap();
+    let file = pattern(1 << 20, 9);
+    std::fs::write(www.join("blob"), &file).unwrap();
+    let mut http = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &g.lab.peer_ns,
+            "python3",
+            "-m",
+            "http.server",
+        ])
+        .args(["--bind", &g.lab.peer4().to_string(), "9200", "--directory"])
+        .arg(&www)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut text = config(&g.lab, "round_robin", [1, 1, 1]).replace("port = 8080", "port = 8444");
+    text = text.replace("name = \"web\"", "name = \"tls-echo\"\ntls = true");
+    text.push_str(&format!(
+        "\n[[proxy]]\nname = \"tls-web\"\nport = 8443\ntls = true\n\n[[proxy.backend]]\naddress = \"{}:9200\"\n",
+        g.lab.peer4()
+    ));
+    let app = start_appliance_with(&text, |_, _| {});
+    let ca = format!("{}/ca.pem", sixstack::LAB_TLS_DIR);
+    let stack = g.lab.stack4();
+    drop(in_ns(&g.lab.peer_ns, move || {
+        connect_retry(SocketAddr::new(stack.into(), 8443))
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+
+    // curl over TLS to the listener, plain HTTP behind it.
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &g.lab.peer_ns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+        ])
+        .args(["--cacert", &ca, "--resolve"])
+        .arg(format!("sixstack.lab:8443:{stack}"))
+        .arg("https://sixstack.lab:8443/blob")
+        .output()
+        .unwrap();
+    let _ = http.kill();
+    let _ = http.wait();
+    let _ = std::fs::remove_dir_all(&www);
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == file, "the file through the TLS proxy differs");
+
+    // openssl s_client: the echo backend's greeting and the echo, under TLS.
+    let (_, s) = ns_exec(
+        &g.lab.peer_ns,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "(printf 'through the proxy\\n'; sleep 1) | timeout 10 openssl s_client \
+                 -connect {stack}:8444 -servername sixstack.lab -CAfile {ca} -quiet 2>&1"
+            ),
+        ],
+    );
+    assert!(s.contains("through the proxy"), "{s}");
+
+    // 64 MiB with a rustls client on kernel sockets, byte for byte.
+    let data = pattern(64 << 20, 11);
+    let expect = data.clone();
+    let back = in_ns(&g.lab.peer_ns, move || {
+        let cfg = sixstack_tls::client::client_config(&sixstack_tls::client::ClientSettings {
+            ca: Some(ca.into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let sock = connect_retry(SocketAddr::new(stack.into(), 8444));
+        sock.set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        let name = sixstack_tls::rustls::pki_types::ServerName::try_from("sixstack.lab").unwrap();
+        let conn = sixstack_tls::rustls::ClientConnection::new(cfg, name).unwrap();
+        let mut tls = sixstack_tls::rustls::StreamOwned::new(conn, sock);
+        // Write and read in turns of 1 MiB so neither side's buffers have to hold it all.
+        let mut all = Vec::with_capacity(data.len() + 8);
+        let mut buf = vec![0u8; 256 * 1024];
+        for chunk in data.chunks(1 << 20) {
+            tls.write_all(chunk).unwrap();
+            tls.flush().unwrap();
+            let want = all.len() + chunk.len() + if all.is_empty() { 3 } else { 0 };
+            while all.len() < want {
+                let n = tls.read(&mut buf).unwrap();
+                assert!(n > 0, "early end of stream");
+                all.extend_from_slice(&buf[..n]);
+            }
+        }
+        all
+    });
+    assert_eq!(&back[..1], b"b");
+    let nl = back.iter().position(|&b| b == b'\n').unwrap();
+    assert_eq!(back.len() - nl - 1, expect.len());
+    assert!(
+        back[nl + 1..] == expect[..],
+        "64 MiB through the TLS proxy differ"
+    );
+    app.stop().unwrap();
+}

@@ -2,6 +2,8 @@
 //! next backend when the connect fails or times out; a backend that fails `eject_after`
 //! times in a row is taken out for `retry_after`, then tried again), and splice the two
 //! streams until both sides have closed. A client for whom no backend is left is reset.
+//! With an acceptor the listener terminates TLS first (implicit TLS in front of a plain
+//! backend).
 
 use std::cell::RefCell;
 use std::io;
@@ -12,6 +14,8 @@ use std::time::Duration;
 use sixstack_stack::smoltcp::time::Instant;
 use sixstack_stack::smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use sixstack_stack::{timeout, ListenOptions, Net, TcpListener, TcpStream};
+use sixstack_tls::ShardAcceptor;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::balance::{Algorithm, Backend, Balancer};
 
@@ -66,8 +70,9 @@ fn client_ip(ep: IpEndpoint) -> IpAddr {
     ep.addr.into()
 }
 
-/// Runs listener `cfg` on this shard until the shard drains.
-pub async fn serve(net: Net, cfg: ProxyConfig) -> io::Result<()> {
+/// Runs listener `cfg` on this shard until the shard drains; with `tls`, clients speak TLS
+/// to the listener (the backends get plain text).
+pub async fn serve(net: Net, cfg: ProxyConfig, tls: Option<ShardAcceptor>) -> io::Result<()> {
     let opts = ListenOptions::from_config(&net);
     let listener = TcpListener::bind_with(
         &net,
@@ -102,23 +107,49 @@ pub async fn serve(net: Net, cfg: ProxyConfig) -> io::Result<()> {
             Err(_) if net.is_draining() => return Ok(()),
             Err(e) => return Err(e),
         };
-        let (net2, state, cfg) = (net.clone(), state.clone(), cfg.clone());
+        let (net2, state, cfg, tls) = (net.clone(), state.clone(), cfg.clone(), tls.clone());
         net.spawn(async move {
-            if let Err(e) = proxy_one(&net2, &cfg, &state, client, peer).await {
+            client.set_nodelay(true);
+            let r = match tls {
+                Some(acceptor) => match acceptor.accept(client, &peer).await {
+                    // The acceptor logs refused handshakes.
+                    Ok(s) => proxy_one(&net2, &cfg, &state, s, peer).await,
+                    Err(_) => Ok(()),
+                },
+                None => proxy_one(&net2, &cfg, &state, client, peer).await,
+            };
+            if let Err(e) = r {
                 log::debug!("proxy {}: {peer}: {e}", cfg.name);
             }
         });
     }
 }
 
-async fn proxy_one(
+/// A client stream the proxy can reset when no backend is left.
+pub trait Resettable: AsyncRead + AsyncWrite + Unpin {
+    /// Resets the underlying TCP connection.
+    fn reset(&mut self);
+}
+
+impl Resettable for TcpStream {
+    fn reset(&mut self) {
+        self.abort();
+    }
+}
+
+impl Resettable for sixstack_tls::tokio_rustls::server::TlsStream<TcpStream> {
+    fn reset(&mut self) {
+        self.get_mut().0.abort();
+    }
+}
+
+async fn proxy_one<C: Resettable>(
     net: &Net,
     cfg: &ProxyConfig,
     state: &RefCell<State>,
-    mut client: TcpStream,
+    mut client: C,
     peer: IpEndpoint,
 ) -> io::Result<()> {
-    client.set_nodelay(true);
     let mut tried = Vec::new();
     loop {
         let pick = {
@@ -131,7 +162,7 @@ async fn proxy_one(
                 "proxy {}: no backend available for {peer}; connection reset",
                 cfg.name
             );
-            client.abort();
+            client.reset();
             return Ok(());
         };
         tried.push(i);
