@@ -168,6 +168,15 @@ pub fn proxy_config(p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
         connect_timeout: Duration::from_millis(p.connect_timeout_ms),
         eject_after: p.eject_after,
         retry_after: Duration::from_secs_f64(p.retry_after_s),
+        health: (p.check_interval_ms > 0).then(|| sixstack_proxy::HealthCheck {
+            interval: Duration::from_millis(p.check_interval_ms),
+            // A check must end before the next one is due.
+            timeout: Duration::from_millis(p.connect_timeout_ms.min(p.check_interval_ms)),
+            rise: p.check_rise,
+            fall: p.check_fall,
+            send: p.check_send.clone().into_bytes(),
+            expect: p.check_expect.clone().into_bytes(),
+        }),
     }
 }
 

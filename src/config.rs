@@ -424,9 +424,38 @@ pub struct Proxy {
     /// plain backends).
     #[serde(default)]
     pub tls: bool,
+    /// Milliseconds between active health checks of each backend (0: none, passive
+    /// ejection only). A check (connect, `check_send`, wait for `check_expect`) may take
+    /// the smaller of this and `connect_timeout_ms`.
+    #[serde(default = "default_check_interval")]
+    pub check_interval_ms: u64,
+    /// Consecutive passed checks that bring a backend back.
+    #[serde(default = "default_rise")]
+    pub check_rise: u32,
+    /// Consecutive failed checks that take a backend down.
+    #[serde(default = "default_fall")]
+    pub check_fall: u32,
+    /// Sent by a check after connecting.
+    #[serde(default)]
+    pub check_send: String,
+    /// What a check must find in the answer (empty: a connect is enough).
+    #[serde(default)]
+    pub check_expect: String,
     /// The backends.
     #[serde(default, rename = "backend")]
     pub backends: Vec<ProxyBackend>,
+}
+
+fn default_check_interval() -> u64 {
+    2000
+}
+
+fn default_rise() -> u32 {
+    2
+}
+
+fn default_fall() -> u32 {
+    3
 }
 
 fn default_connect_timeout() -> u64 {
@@ -796,6 +825,16 @@ impl Config {
                 return Err(err(
                     p.name.span(),
                     "eject_after must be at least 1 and retry_after_s between 0.1 and 3600".into(),
+                ));
+            }
+            if p.check_interval_ms > 0
+                && (p.check_interval_ms < 50 || p.check_rise == 0 || p.check_fall == 0)
+            {
+                return Err(err(
+                    p.name.span(),
+                    "check_interval_ms must be 0 (off) or at least 50, check_rise and \
+                     check_fall at least 1"
+                        .into(),
                 ));
             }
             if !(1..=600_000).contains(&p.connect_timeout_ms) {

@@ -22,6 +22,11 @@ struct KernelBackend {
 
 impl KernelBackend {
     fn start(ns: &str, addr: SocketAddr, id: u8) -> KernelBackend {
+        KernelBackend::start_with(ns, addr, format!("b{id}\n"))
+    }
+
+    /// A backend that greets with `greeting` (a sick one answers something else).
+    fn start_with(ns: &str, addr: SocketAddr, greeting: String) -> KernelBackend {
         let stop = Arc::new(AtomicBool::new(false));
         let s2 = stop.clone();
         in_ns(ns, move || {
@@ -33,8 +38,9 @@ impl KernelBackend {
                     match l.accept() {
                         Ok((mut c, _)) => {
                             c.set_nonblocking(false).unwrap();
+                            let greeting = greeting.clone();
                             std::thread::spawn(move || {
-                                let _ = c.write_all(format!("b{id}\n").as_bytes());
+                                let _ = c.write_all(greeting.as_bytes());
                                 let mut r = c.try_clone().unwrap();
                                 let _ = std::io::copy(&mut r, &mut c);
                                 let _ = c.shutdown(std::net::Shutdown::Write);
@@ -78,7 +84,13 @@ fn which(to: SocketAddr) -> Option<u8> {
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let mut line = String::new();
     BufReader::new(&s).read_line(&mut line).ok()?;
-    line.trim().strip_prefix('b')?.parse().ok()
+    let id: String = line
+        .trim()
+        .strip_prefix('b')?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    id.parse().ok()
 }
 
 fn distribution(ns: &str, to: SocketAddr, n: usize) -> [usize; 3] {
@@ -303,5 +315,35 @@ fn tls_terminated_at_the_listener() {
         back[nl + 1..] == expect[..],
         "64 MiB through the TLS proxy differ"
     );
+    app.stop().unwrap();
+}
+
+/// Active health checks: a backend that accepts connections but answers wrongly is taken
+/// out (passive ejection would never notice), and comes back once it answers right.
+#[test]
+fn health_checks_take_a_sick_backend_out_and_back() {
+    let g = LabGuard::new(false);
+    let ns = g.lab.peer_ns.clone();
+    let addr = |i: u16| SocketAddr::new(g.lab.peer4().into(), 9101 + i);
+    let _b1 = KernelBackend::start_with(&ns, addr(0), "b1 ok\n".into());
+    let _b2 = KernelBackend::start_with(&ns, addr(1), "b2 ok\n".into());
+    let sick = KernelBackend::start_with(&ns, addr(2), "b3 sick\n".into());
+    let text = config(&g.lab, "round_robin", [1, 1, 1]).replace(
+        "retry_after_s = 1.0\n",
+        "retry_after_s = 1.0\ncheck_interval_ms = 100\ncheck_rise = 2\ncheck_fall = 2\n\
+         check_expect = \"ok\"\n",
+    );
+    let app = start_appliance_with(&text, |_, _| {});
+    let to = SocketAddr::new(g.lab.stack4().into(), 8080);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    std::thread::sleep(Duration::from_millis(800));
+    let c = distribution(&ns, to, 90);
+    assert_eq!(c, [45, 45, 0], "the sick backend must get nothing");
+    // It recovers: after two passed checks it is back in the rotation.
+    drop(sick);
+    let _b3 = KernelBackend::start_with(&ns, addr(2), "b3 ok\n".into());
+    std::thread::sleep(Duration::from_millis(800));
+    let c = distribution(&ns, to, 90);
+    assert!(c.iter().all(|&n| (28..=32).contains(&n)), "{c:?}");
     app.stop().unwrap();
 }

@@ -10,4 +10,4 @@ pub mod balance;
 pub mod listener;
 
 pub use balance::{Algorithm, Backend, Balancer};
-pub use listener::{serve, BackendConfig, ProxyConfig};
+pub use listener::{serve, BackendConfig, HealthCheck, ProxyConfig};

@@ -45,6 +45,25 @@ pub struct ProxyConfig {
     pub eject_after: u32,
     /// How long an ejected backend stays out before it is tried again.
     pub retry_after: Duration,
+    /// Active health checks (`None`: passive ejection only).
+    pub health: Option<HealthCheck>,
+}
+
+/// Active health checks of every backend, from every shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HealthCheck {
+    /// Time between checks.
+    pub interval: Duration,
+    /// How long one check may take (connect, send, expect).
+    pub timeout: Duration,
+    /// Consecutive passed checks that bring a backend back up.
+    pub rise: u32,
+    /// Consecutive failed checks that take it down.
+    pub fall: u32,
+    /// Sent after connecting (may be empty).
+    pub send: Vec<u8>,
+    /// Must appear in what the backend answers (empty: connecting is enough).
+    pub expect: Vec<u8>,
 }
 
 /// Per-shard state of a listener.
@@ -52,17 +71,43 @@ struct State {
     balancer: Balancer,
     fails: Vec<u32>,
     out_until: Vec<Option<Instant>>,
+    /// What the health checks say (true until they say otherwise).
+    healthy: Vec<bool>,
+    /// Consecutive check results: positive passes, negative failures.
+    streak: Vec<i64>,
 }
 
 impl State {
-    /// Brings back ejected backends whose time out is over.
+    /// Brings back ejected backends whose time out is over (if the checks agree).
     fn revive(&mut self, now: Instant) {
         for (i, until) in self.out_until.iter_mut().enumerate() {
             if until.is_some_and(|t| now >= t) {
                 *until = None;
-                self.balancer.set_up(i, true);
+                self.balancer.set_up(i, self.healthy[i]);
             }
         }
+    }
+
+    /// Records one health check of backend `i`; returns the new state if it changed.
+    fn checked(&mut self, i: usize, passed: bool, rise: u32, fall: u32) -> Option<bool> {
+        let s = &mut self.streak[i];
+        *s = if passed {
+            (*s).max(0) + 1
+        } else {
+            (*s).min(0) - 1
+        };
+        let flip = if self.healthy[i] {
+            !passed && -*s >= i64::from(fall)
+        } else {
+            passed && *s >= i64::from(rise)
+        };
+        if !flip {
+            return None;
+        }
+        self.healthy[i] = passed;
+        self.balancer
+            .set_up(i, passed && self.out_until[i].is_none());
+        Some(passed)
     }
 }
 
@@ -92,8 +137,17 @@ pub async fn serve(net: Net, cfg: ProxyConfig, tls: Option<ShardAcceptor>) -> io
         balancer: Balancer::new(cfg.algorithm, backends, seed),
         fails: vec![0; cfg.backends.len()],
         out_until: vec![None; cfg.backends.len()],
+        healthy: vec![true; cfg.backends.len()],
+        streak: vec![0; cfg.backends.len()],
     }));
     let cfg = Rc::new(cfg);
+    if let Some(h) = cfg.health.clone() {
+        for i in 0..cfg.backends.len() {
+            let (net2, state, cfg) = (net.clone(), state.clone(), cfg.clone());
+            let h = h.clone();
+            net.spawn(async move { check_loop(&net2, &cfg, &state, i, &h).await });
+        }
+    }
     log::info!(
         "proxy {} listening on port {} ({:?}, {} backends)",
         cfg.name,
@@ -183,6 +237,61 @@ async fn proxy_one<C: Resettable>(
             Err(_) => fail(net, cfg, state, i, "connect timed out"),
         }
     }
+}
+
+/// Checks backend `i` every `h.interval` until the shard drains.
+async fn check_loop(
+    net: &Net,
+    cfg: &ProxyConfig,
+    state: &RefCell<State>,
+    i: usize,
+    h: &HealthCheck,
+) {
+    let ep = cfg.backends[i].endpoint;
+    while !net.is_draining() {
+        let passed = matches!(
+            timeout(net, h.timeout, check_once(net, ep, h)).await,
+            Ok(Ok(true))
+        );
+        let flipped = state.borrow_mut().checked(i, passed, h.rise, h.fall);
+        match flipped {
+            Some(true) => log::info!(
+                "proxy {}: backend {ep} is up (health checks pass)",
+                cfg.name
+            ),
+            Some(false) => log::warn!(
+                "proxy {}: backend {ep} is down ({} health checks failed in a row)",
+                cfg.name,
+                h.fall
+            ),
+            None => {}
+        }
+        net.sleep(h.interval).await;
+    }
+}
+
+/// One check: connect, send, read until the expected bytes appear.
+async fn check_once(net: &Net, ep: IpEndpoint, h: &HealthCheck) -> io::Result<bool> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = TcpStream::connect(net, ep).await?;
+    if !h.send.is_empty() {
+        s.write_all(&h.send).await?;
+    }
+    let mut ok = h.expect.is_empty();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !ok && got.len() < 16 * 1024 {
+        let n = s.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        ok = got
+            .windows(h.expect.len())
+            .any(|w| w == h.expect.as_slice());
+    }
+    s.abort();
+    Ok(ok)
 }
 
 fn fail(net: &Net, cfg: &ProxyConfig, state: &RefCell<State>, i: usize, why: &str) {
