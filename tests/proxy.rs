@@ -66,7 +66,8 @@ fn config(lab: &Lab, algorithm: &str, weights: [u32; 3]) -> String {
     let mut text = sixstack::lab_config(lab, None);
     text.push_str(&format!(
         "\n[[proxy]]\nname = \"web\"\nport = 8080\nalgorithm = \"{algorithm}\"\n\
-         connect_timeout_ms = 1000\neject_after = 1\nretry_after_s = 1.0\n"
+         connect_timeout_ms = 1000\neject_after = 1\nretry_after_s = 1.0\n\
+         check_interval_ms = 0\n"
     ));
     for (i, w) in weights.iter().enumerate() {
         text.push_str(&format!(
@@ -104,6 +105,18 @@ fn distribution(ns: &str, to: SocketAddr, n: usize) -> [usize; 3] {
     })
 }
 
+/// Waits (up to 20 s) until `ok` holds.
+fn wait_for(mut ok: impl FnMut() -> bool) {
+    let end = std::time::Instant::now() + Duration::from_secs(20);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < end,
+            "condition not reached in 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn backends(lab: &Lab) -> Vec<KernelBackend> {
     (0..3)
         .map(|i| {
@@ -135,7 +148,7 @@ fn round_robin_failover_and_return() {
     assert_eq!(c[0] + c[2], 100, "{c:?}");
     // It comes back: after its time out it gets connections again.
     let back = KernelBackend::start(&g.lab.peer_ns, addr, 2);
-    std::thread::sleep(Duration::from_millis(1500));
+    wait_for(|| distribution(&g.lab.peer_ns, to, 30)[1] > 0);
     let c = distribution(&g.lab.peer_ns, to, 90);
     assert!(c[1] >= 20, "{c:?}");
     drop(back);
@@ -329,20 +342,22 @@ fn health_checks_take_a_sick_backend_out_and_back() {
     let _b2 = KernelBackend::start_with(&ns, addr(1), "b2 ok\n".into());
     let sick = KernelBackend::start_with(&ns, addr(2), "b3 sick\n".into());
     let text = config(&g.lab, "round_robin", [1, 1, 1]).replace(
-        "retry_after_s = 1.0\n",
-        "retry_after_s = 1.0\ncheck_interval_ms = 100\ncheck_rise = 2\ncheck_fall = 2\n\
-         check_expect = \"ok\"\n",
+        "check_interval_ms = 0\n",
+        "check_interval_ms = 100\ncheck_rise = 2\ncheck_fall = 2\ncheck_expect = \"ok\"\n",
     );
     let app = start_appliance_with(&text, |_, _| {});
     let to = SocketAddr::new(g.lab.stack4().into(), 8080);
     drop(in_ns(&ns, move || connect_retry(to)));
-    std::thread::sleep(Duration::from_millis(800));
+    // Two failed checks (100 ms apart) take it out; wait for that however slow the host.
+    wait_for(|| distribution(&ns, to, 30)[2] == 0);
     let c = distribution(&ns, to, 90);
-    assert_eq!(c, [45, 45, 0], "the sick backend must get nothing");
+    // Round robin per shard: within one connection per shard of an even split.
+    assert_eq!(c[2], 0, "the sick backend must get nothing: {c:?}");
+    assert!(c[..2].iter().all(|&n| (43..=47).contains(&n)), "{c:?}");
     // It recovers: after two passed checks it is back in the rotation.
     drop(sick);
     let _b3 = KernelBackend::start_with(&ns, addr(2), "b3 ok\n".into());
-    std::thread::sleep(Duration::from_millis(800));
+    wait_for(|| distribution(&ns, to, 30)[2] > 0);
     let c = distribution(&ns, to, 90);
     assert!(c.iter().all(|&n| (28..=32).contains(&n)), "{c:?}");
     app.stop().unwrap();
