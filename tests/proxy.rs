@@ -173,19 +173,7 @@ fn weighted_round_robin_and_byte_exact_splice() {
     // 8 MiB through the proxy and back, byte for byte, with half-close.
     let data = pattern(8 << 20, 5);
     let expect = data.clone();
-    let back = in_ns(&g.lab.peer_ns, move || {
-        let mut s = connect_retry(to);
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut w = s.try_clone().unwrap();
-        let writer = std::thread::spawn(move || {
-            w.write_all(&data).unwrap();
-            w.shutdown(std::net::Shutdown::Write).unwrap();
-        });
-        let mut all = Vec::new();
-        s.read_to_end(&mut all).unwrap();
-        writer.join().unwrap();
-        all
-    });
+    let back = tcp_echo(&g.lab.peer_ns, to, data);
     let nl = back.iter().position(|&b| b == b'\n').unwrap();
     assert!(back[1..nl].iter().all(u8::is_ascii_digit));
     assert!(back[nl + 1..] == expect[..], "spliced bytes differ");
