@@ -162,6 +162,14 @@ pub fn proxy_config(p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
                 Some(sixstack_proxy::BackendConfig {
                     endpoint: sixstack_stack::IpEndpoint::new(sa.ip().into(), sa.port()),
                     weight: *b.weight.get_ref(),
+                    proxy_protocol: b.proxy_protocol.map(|v| match v {
+                        crate::config::ProxyProtocolSetting::V1 => {
+                            sixstack_proxy::proxy_protocol::Version::V1
+                        }
+                        crate::config::ProxyProtocolSetting::V2 => {
+                            sixstack_proxy::proxy_protocol::Version::V2
+                        }
+                    }),
                 })
             })
             .collect(),

@@ -394,6 +394,19 @@ pub struct ProxyBackend {
     /// Weight for the weighted algorithms (1 to 1000).
     #[serde(default = "default_weight")]
     pub weight: Spanned<u32>,
+    /// Send a PROXY protocol header (`v1` or `v2`) to this backend.
+    #[serde(default)]
+    pub proxy_protocol: Option<ProxyProtocolSetting>,
+}
+
+/// PROXY protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProxyProtocolSetting {
+    /// Text header.
+    V1,
+    /// Binary header with TLVs (TLS version, client certificate common name).
+    V2,
 }
 
 fn default_weight() -> Spanned<u32> {

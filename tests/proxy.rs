@@ -350,3 +350,108 @@ fn health_checks_take_a_sick_backend_out_and_back() {
     assert!(c.iter().all(|&n| (28..=32).contains(&n)), "{c:?}");
     app.stop().unwrap();
 }
+
+/// Reads a PROXY protocol header (v1 text or v2 binary) off `c`: `src=ADDR:PORT` and, from
+/// a v2 TLS TLV, `tls=VERSION cn=NAME`.
+fn read_proxy_header(c: &mut TcpStream) -> String {
+    let mut first = [0u8; 12];
+    c.read_exact(&mut first).unwrap();
+    if first.starts_with(b"PROXY ") {
+        let mut line = first.to_vec();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            c.read_exact(&mut b).unwrap();
+            line.push(b[0]);
+        }
+        let text = String::from_utf8_lossy(&line).into_owned();
+        let f: Vec<&str> = text.split_whitespace().collect();
+        return format!("v1 src={}:{}", f[2], f[4]);
+    }
+    assert_eq!(&first, b"\r\n\r\n\0\r\nQUIT\n", "not a PROXY header");
+    let mut hd = [0u8; 4];
+    c.read_exact(&mut hd).unwrap();
+    assert_eq!((hd[0], hd[1]), (0x21, 0x11), "v2 PROXY over TCP/IPv4");
+    let mut body = vec![0u8; usize::from(u16::from_be_bytes([hd[2], hd[3]]))];
+    c.read_exact(&mut body).unwrap();
+    let src = std::net::Ipv4Addr::new(body[0], body[1], body[2], body[3]);
+    let sport = u16::from_be_bytes([body[8], body[9]]);
+    let mut out = format!("v2 src={src}:{sport}");
+    let mut tlvs = &body[12..];
+    while tlvs.len() >= 3 {
+        let (kind, len) = (tlvs[0], usize::from(u16::from_be_bytes([tlvs[1], tlvs[2]])));
+        let value = &tlvs[3..3 + len];
+        if kind == 0x20 {
+            let mut sub = &value[5..];
+            while sub.len() >= 3 {
+                let (k, l) = (sub[0], usize::from(u16::from_be_bytes([sub[1], sub[2]])));
+                let v = String::from_utf8_lossy(&sub[3..3 + l]);
+                match k {
+                    0x21 => out.push_str(&format!(" tls={v}")),
+                    0x22 => out.push_str(&format!(" cn={v}")),
+                    _ => {}
+                }
+                sub = &sub[3 + l..];
+            }
+        }
+        tlvs = &tlvs[3 + len..];
+    }
+    out
+}
+
+/// PROXY protocol to the backends: v1 from a plain listener, v2 with the client's TLS
+/// version and certificate name from a TLS-terminating one.
+#[test]
+fn proxy_protocol_tells_the_backend_who_the_client_is() {
+    let g = LabGuard::new(false);
+    let ns = g.lab.peer_ns.clone();
+    let baddr = SocketAddr::new(g.lab.peer4().into(), 9300);
+    in_ns(&ns, move || {
+        let l = TcpListener::bind(baddr).unwrap();
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(mut c) = c else { continue };
+                std::thread::spawn(move || {
+                    let seen = read_proxy_header(&mut c);
+                    let _ = c.write_all(format!("{seen}\n").as_bytes());
+                });
+            }
+        });
+    });
+    let mut text = sixstack::lab_config(&g.lab, None);
+    for (name, port, tls, v) in [("pp1", 8090, false, "v1"), ("pp2", 8091, true, "v2")] {
+        text.push_str(&format!(
+            "\n[[proxy]]\nname = \"{name}\"\nport = {port}\ntls = {tls}\ncheck_interval_ms = 0\n\n\
+             [[proxy.backend]]\naddress = \"{baddr}\"\nproxy_protocol = \"{v}\"\n"
+        ));
+    }
+    let app = start_appliance_with(&text, |_, _| {});
+    let stack = g.lab.stack4();
+    let peer = g.lab.peer4();
+    let (seen, client_port) = in_ns(&ns, move || {
+        let s = connect_retry(SocketAddr::new(stack.into(), 8090));
+        let port = s.local_addr().unwrap().port();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut line = String::new();
+        BufReader::new(&s).read_line(&mut line).unwrap();
+        (line, port)
+    });
+    assert_eq!(seen.trim(), format!("v1 src={peer}:{client_port}"));
+    let dir = sixstack::LAB_TLS_DIR;
+    let (_, out) = ns_exec(
+        &ns,
+        &[
+            "sh",
+            "-c",
+            &format!(
+                "sleep 1 | timeout 10 openssl s_client -connect {stack}:8091 -servername \
+                 sixstack.lab -CAfile {dir}/ca.pem -cert {dir}/client.pem -key {dir}/client.key \
+                 -quiet 2>&1"
+            ),
+        ],
+    );
+    assert!(
+        out.contains(&format!("v2 src={peer}:")) && out.contains("tls=TLSv1.3 cn=lab-client"),
+        "{out}"
+    );
+    app.stop().unwrap();
+}

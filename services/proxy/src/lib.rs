@@ -8,6 +8,7 @@
 
 pub mod balance;
 pub mod listener;
+pub mod proxy_protocol;
 
 pub use balance::{Algorithm, Backend, Balancer};
 pub use listener::{serve, BackendConfig, HealthCheck, ProxyConfig};

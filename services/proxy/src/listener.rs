@@ -18,6 +18,7 @@ use sixstack_tls::ShardAcceptor;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::balance::{Algorithm, Backend, Balancer};
+use crate::proxy_protocol::{header, TlsFacts};
 
 /// One backend of a listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +27,8 @@ pub struct BackendConfig {
     pub endpoint: IpEndpoint,
     /// Weight (weighted algorithms), at least 1.
     pub weight: u32,
+    /// Send a PROXY protocol header before the client's bytes.
+    pub proxy_protocol: Option<crate::proxy_protocol::Version>,
 }
 
 /// A proxy listener.
@@ -179,15 +182,26 @@ pub async fn serve(net: Net, cfg: ProxyConfig, tls: Option<ShardAcceptor>) -> io
     }
 }
 
-/// A client stream the proxy can reset when no backend is left.
+/// A client stream the proxy can reset when no backend is left, and describe for a PROXY
+/// protocol header.
 pub trait Resettable: AsyncRead + AsyncWrite + Unpin {
     /// Resets the underlying TCP connection.
     fn reset(&mut self);
+    /// The listener's own address of the connection.
+    fn local(&self) -> Option<IpEndpoint>;
+    /// The client's TLS session, for TLS-terminating listeners.
+    fn tls_facts(&self) -> Option<TlsFacts> {
+        None
+    }
 }
 
 impl Resettable for TcpStream {
     fn reset(&mut self) {
         self.abort();
+    }
+
+    fn local(&self) -> Option<IpEndpoint> {
+        self.local_addr()
     }
 }
 
@@ -195,6 +209,22 @@ impl Resettable for sixstack_tls::tokio_rustls::server::TlsStream<TcpStream> {
     fn reset(&mut self) {
         self.get_mut().0.abort();
     }
+
+    fn local(&self) -> Option<IpEndpoint> {
+        self.get_ref().0.local_addr()
+    }
+
+    fn tls_facts(&self) -> Option<TlsFacts> {
+        let info = sixstack_tls::server::SessionInfo::of(self.get_ref().1);
+        Some(TlsFacts {
+            version: info.version,
+            client_cn: info.peer_chain.first().and_then(|c| c.common_name.clone()),
+        })
+    }
+}
+
+fn socket_addr(ep: IpEndpoint) -> std::net::SocketAddr {
+    std::net::SocketAddr::new(ep.addr.into(), ep.port)
 }
 
 async fn proxy_one<C: Resettable>(
@@ -224,6 +254,12 @@ async fn proxy_one<C: Resettable>(
         match timeout(net, cfg.connect_timeout, TcpStream::connect(net, to)).await {
             Ok(Ok(mut backend)) => {
                 backend.set_nodelay(true);
+                if let (Some(v), Some(local)) = (cfg.backends[i].proxy_protocol, client.local()) {
+                    use tokio::io::AsyncWriteExt;
+                    let tls = client.tls_facts();
+                    let h = header(v, socket_addr(peer), socket_addr(local), tls.as_ref());
+                    backend.write_all(&h).await?;
+                }
                 {
                     let mut s = state.borrow_mut();
                     s.fails[i] = 0;
