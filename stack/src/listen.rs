@@ -43,31 +43,36 @@ impl ListenState {
 }
 
 /// A fresh listening socket with the listener's buffers.
-pub(crate) fn listening_socket(
+fn listening_socket(
     endpoint: IpListenEndpoint,
     rx: usize,
     tx: usize,
 ) -> Result<tcp::Socket<'static>, tcp::ListenError> {
-    let mut s = tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0u8; rx]),
-        tcp::SocketBuffer::new(vec![0u8; tx]),
-    );
+    let mut s = crate::tcp::socket_with_buffers(rx, tx);
     s.listen(endpoint)?;
     Ok(s)
 }
 
 impl Core {
     /// Arms listener `id` with a listening socket if it has none and its backlog has room.
-    pub(crate) fn arm(&mut self, id: usize) {
+    /// Fails only for an endpoint smoltcp cannot listen on, which `bind` reports; once a
+    /// listener exists its endpoint has been armed before.
+    pub(crate) fn arm(&mut self, id: usize) -> Result<(), tcp::ListenError> {
         let Some(Some(ls)) = self.listeners.get_mut(id) else {
-            return;
+            return Ok(());
         };
         if ls.armed.is_some() || ls.pending.len() >= ls.backlog {
-            return;
+            return Ok(());
         }
-        match listening_socket(ls.endpoint, ls.rx_buffer, ls.tx_buffer) {
-            Ok(s) => ls.armed = Some(self.sockets.add_to(LISTEN_SET, s)),
-            Err(e) => log::warn!("listener on {}: {e}", ls.endpoint),
+        let s = listening_socket(ls.endpoint, ls.rx_buffer, ls.tx_buffer)?;
+        ls.armed = Some(self.sockets.add_to(LISTEN_SET, s));
+        Ok(())
+    }
+
+    /// [`Core::arm`] from the shard's own paths, where a failure can only be logged.
+    fn rearm(&mut self, id: usize) {
+        if let Err(e) = self.arm(id) {
+            log::warn!("listener {id}: {e}");
         }
     }
 
@@ -101,7 +106,7 @@ impl Core {
                     since: now,
                 },
             );
-            self.arm(id);
+            self.rearm(id);
             return;
         }
     }
@@ -138,7 +143,7 @@ impl Core {
             }
         }
         // A handshake left the backlog: there may be room to arm again.
-        self.arm(id);
+        self.rearm(id);
         found
     }
 

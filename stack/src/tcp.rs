@@ -27,9 +27,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn new_socket(net: &Net) -> tcp::Socket<'static> {
     let cfg = net.config();
-    let rx = tcp::SocketBuffer::new(vec![0u8; cfg.tcp_rx_buffer]);
-    let tx = tcp::SocketBuffer::new(vec![0u8; cfg.tcp_tx_buffer]);
-    tcp::Socket::new(rx, tx)
+    socket_with_buffers(cfg.tcp_rx_buffer, cfg.tcp_tx_buffer)
+}
+
+/// A TCP socket with receive and transmit buffers of these sizes.
+pub(crate) fn socket_with_buffers(rx: usize, tx: usize) -> tcp::Socket<'static> {
+    tcp::Socket::new(
+        tcp::SocketBuffer::new(vec![0u8; rx]),
+        tcp::SocketBuffer::new(vec![0u8; tx]),
+    )
 }
 
 /// How a listener is set up: its backlog and the buffers of the connections it accepts.
@@ -118,9 +124,6 @@ impl TcpListener {
             pending: Vec::new(),
             waker: None,
         };
-        // Refuse a bad endpoint before anything is registered.
-        crate::listen::listening_socket(endpoint, 1, 1)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("listen: {e}")))?;
         let mut core = net.core();
         let id = match core.listeners.iter().position(Option::is_none) {
             Some(free) => {
@@ -132,7 +135,14 @@ impl TcpListener {
                 core.listeners.len() - 1
             }
         };
-        core.arm(id);
+        if let Err(e) = core.arm(id) {
+            // Nothing was armed: free the slot again.
+            core.listeners[id] = None;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("listen: {e}"),
+            ));
+        }
         *core.listen_ports.entry(endpoint.port).or_insert(0) += 1;
         drop(core);
         Ok(TcpListener {
@@ -150,6 +160,24 @@ impl TcpListener {
     /// Waits for the next established connection.
     pub async fn accept(&self) -> io::Result<(TcpStream, IpEndpoint)> {
         poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Accepts connections until the shard drains, running `handle(stream, peer)` as a task
+    /// of its own for each. Returns `Ok` when the shard drains, or the error `accept` gave.
+    pub async fn serve_each<F, Fut>(&self, mut handle: F) -> io::Result<()>
+    where
+        F: FnMut(TcpStream, IpEndpoint) -> Fut,
+        Fut: std::future::Future<Output = ()> + 'static,
+    {
+        loop {
+            let (stream, peer) = match self.accept().await {
+                Ok(v) => v,
+                // The shard is draining for shutdown: stop accepting, quietly.
+                Err(_) if self.net.is_draining() => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            self.net.spawn(handle(stream, peer));
+        }
     }
 
     /// Poll form of [`TcpListener::accept`].

@@ -49,26 +49,22 @@ pub async fn serve_tcp_with(
 ) -> io::Result<()> {
     let listener = TcpListener::bind_with(&net, IpListenEndpoint { addr: None, port }, opts)?;
     log::info!("tcp {} listening on port {port}", kind.name());
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(v) => v,
-            // The shard is draining for shutdown: stop accepting, quietly.
-            Err(_) if net.is_draining() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        log::debug!("tcp {} connection from {peer}", kind.name());
-        let net2 = net.clone();
-        net.spawn(async move {
-            let r = match kind {
-                Kind::Echo => echo_reporting(stream, &net2).await,
-                Kind::Discard => discard(stream).await,
-                Kind::Chargen => chargen(stream).await,
-            };
-            if let Err(e) = r {
-                log::debug!("tcp {} connection from {peer} ended: {e}", kind.name());
+    listener
+        .serve_each(|stream, peer| {
+            log::debug!("tcp {} connection from {peer}", kind.name());
+            let net = net.clone();
+            async move {
+                let r = match kind {
+                    Kind::Echo => echo_reporting(stream, &net).await,
+                    Kind::Discard => discard(stream).await,
+                    Kind::Chargen => chargen(stream).await,
+                };
+                if let Err(e) = r {
+                    log::debug!("tcp {} connection from {peer} ended: {e}", kind.name());
+                }
             }
-        });
-    }
+        })
+        .await
 }
 
 /// Echoes one connection until the peer closes its side, then closes ours.

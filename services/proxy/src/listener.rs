@@ -158,28 +158,25 @@ pub async fn serve(net: Net, cfg: ProxyConfig, tls: Option<ShardAcceptor>) -> io
         cfg.algorithm,
         cfg.backends.len()
     );
-    loop {
-        let (client, peer) = match listener.accept().await {
-            Ok(v) => v,
-            Err(_) if net.is_draining() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        let (net2, state, cfg, tls) = (net.clone(), state.clone(), cfg.clone(), tls.clone());
-        net.spawn(async move {
-            client.set_nodelay(true);
-            let r = match tls {
-                Some(acceptor) => match acceptor.accept(client, &peer).await {
-                    // The acceptor logs refused handshakes.
-                    Ok(s) => proxy_one(&net2, &cfg, &state, s, peer).await,
-                    Err(_) => Ok(()),
-                },
-                None => proxy_one(&net2, &cfg, &state, client, peer).await,
-            };
-            if let Err(e) = r {
-                log::debug!("proxy {}: {peer}: {e}", cfg.name);
+    listener
+        .serve_each(|client, peer| {
+            let (net, state, cfg, tls) = (net.clone(), state.clone(), cfg.clone(), tls.clone());
+            async move {
+                client.set_nodelay(true);
+                let r = match tls {
+                    Some(acceptor) => match acceptor.accept(client, &peer).await {
+                        // The acceptor logs refused handshakes.
+                        Ok(s) => proxy_one(&net, &cfg, &state, s, peer).await,
+                        Err(_) => Ok(()),
+                    },
+                    None => proxy_one(&net, &cfg, &state, client, peer).await,
+                };
+                if let Err(e) = r {
+                    log::debug!("proxy {}: {peer}: {e}", cfg.name);
+                }
             }
-        });
-    }
+        })
+        .await
 }
 
 /// A client stream the proxy can reset when no backend is left, and describe for a PROXY

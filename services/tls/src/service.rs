@@ -49,35 +49,29 @@ pub async fn serve(
 ) -> io::Result<()> {
     let listener = TcpListener::bind_with(&net, IpListenEndpoint { addr: None, port }, opts)?;
     log::info!("{} listening on port {port}", kind.name());
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(v) => v,
-            Err(_) if net.is_draining() => return Ok(()),
-            Err(e) => return Err(e),
-        };
-        stream.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        net.spawn(async move {
-            let r = match kind {
-                Kind::Echo => match acceptor.accept(stream, &peer).await {
-                    Ok(tls) => echo(tls).await.map(drop),
-                    Err(_) => Ok(()), // logged by the acceptor
-                },
-                Kind::Discard => match acceptor.accept(stream, &peer).await {
-                    Ok(tls) => discard(tls).await,
-                    Err(_) => Ok(()),
-                },
-                Kind::Http => match acceptor.accept(stream, &peer).await {
-                    Ok(tls) => http(tls).await,
-                    Err(_) => Ok(()),
-                },
-                Kind::StartTlsEcho => starttls_echo(stream, &acceptor, &peer).await,
-            };
-            if let Err(e) = r {
-                log::debug!("{} connection from {peer} ended: {e}", kind.name());
+    listener
+        .serve_each(|stream, peer| {
+            stream.set_nodelay(true);
+            let acceptor = acceptor.clone();
+            async move {
+                let r = if kind == Kind::StartTlsEcho {
+                    starttls_echo(stream, &acceptor, &peer).await
+                } else {
+                    match acceptor.accept(stream, &peer).await {
+                        Ok(tls) => match kind {
+                            Kind::Echo => echo(tls).await.map(drop),
+                            Kind::Discard => discard(tls).await,
+                            _ => http(tls).await,
+                        },
+                        Err(_) => Ok(()), // logged by the acceptor
+                    }
+                };
+                if let Err(e) = r {
+                    log::debug!("{} connection from {peer} ended: {e}", kind.name());
+                }
             }
-        });
-    }
+        })
+        .await
 }
 
 async fn echo<S: AsyncRead + AsyncWrite + Unpin>(mut s: S) -> io::Result<u64> {
