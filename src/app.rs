@@ -188,23 +188,36 @@ pub fn proxy_config(p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
     }
 }
 
+/// This shard's TLS acceptor for `what` (a service or a proxy), or `None` after logging
+/// why there is none.
+fn shard_acceptor(
+    net: &Net,
+    tls: Option<&ServerFactory>,
+    what: &str,
+) -> Option<sixstack_tls::ShardAcceptor> {
+    match tls.map(|f| f.acceptor_on(net)) {
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
+            log::error!("{what}: {e}");
+            None
+        }
+        None => {
+            log::error!("{what}: no [tls] material");
+            None
+        }
+    }
+}
+
 /// Starts the configured services that run on `shard` (TLS ones with an acceptor made
 /// from `tls` for this shard), and the proxy listeners.
 pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFactory>) {
     for p in &cfg.file.proxies {
         let pc = proxy_config(p);
         let acceptor = if p.tls {
-            match tls.map(|f| f.acceptor_on(net)) {
-                Some(Ok(a)) => Some(a),
-                Some(Err(e)) => {
-                    log::error!("proxy {}: {e}", pc.name);
-                    continue;
-                }
-                None => {
-                    log::error!("proxy {}: no [tls] material", pc.name);
-                    continue;
-                }
-            }
+            let Some(a) = shard_acceptor(net, tls, &format!("proxy {}", pc.name)) else {
+                continue;
+            };
+            Some(a)
         } else {
             None
         };
@@ -226,16 +239,9 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFa
             _ => None,
         };
         if let Some(tkind) = tls_kind {
-            let acceptor = match tls.map(|f| f.acceptor_on(net)) {
-                Some(Ok(a)) => a,
-                Some(Err(e)) => {
-                    log::error!("{} on port {port}: {e}", tkind.name());
-                    continue;
-                }
-                None => {
-                    log::error!("{} on port {port}: no [tls] material", tkind.name());
-                    continue;
-                }
+            let what = format!("{} on port {port}", tkind.name());
+            let Some(acceptor) = shard_acceptor(net, tls, &what) else {
+                continue;
             };
             let n = net.clone();
             let opts = listen_options(net, svc);

@@ -54,7 +54,7 @@ impl Server {
     /// Whether the server runs `workload`: the jumbo-frame servers only move bulk data, the
     /// TLS workloads run against sixstack over AF_XDP and `openssl s_server` only.
     pub fn runs(self, workload: &Workload) -> bool {
-        let tls = workload.name.starts_with("tls_");
+        let tls = workload.is_tls();
         match self {
             Server::KernelJumbo | Server::XdpJumbo => workload.port == 9,
             Server::KernelOpenssl => tls,
@@ -94,6 +94,13 @@ pub struct Workload {
     pub args: Vec<&'static str>,
     /// Server port: 7 (echo) or 9 (discard).
     pub port: u16,
+}
+
+impl Workload {
+    /// Whether it is one of the TLS workloads (run against sixstack and OpenSSL only).
+    pub fn is_tls(&self) -> bool {
+        self.name.starts_with("tls_")
+    }
 }
 
 /// The standard workloads; `all` adds the slow ones (10 000 idle connections).
@@ -385,7 +392,7 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
         sh(Command::new(&plan.sixstack).args(["lab", "up", "--jumbo"]))?;
         session.labs.push("jumbo");
     }
-    let tls = plan.workloads.iter().any(|w| w.name.starts_with("tls_"));
+    let tls = plan.workloads.iter().any(Workload::is_tls);
     if tls
         && plan
             .servers
@@ -472,8 +479,7 @@ fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
                 let socket = format!("/run/sixstack/bench-{}.sock", server.name());
                 let cfg =
                     std::env::temp_dir().join(format!("sixstack-bench-{}.toml", server.name()));
-                let tls = server == Server::Xdp
-                    && plan.workloads.iter().any(|w| w.name.starts_with("tls_"));
+                let tls = server == Server::Xdp && plan.workloads.iter().any(Workload::is_tls);
                 std::fs::write(&cfg, appliance_config(server, &socket, tls))
                     .map_err(|e| format!("{}: {e}", cfg.display()))?;
                 let child = Command::new(&plan.sixstack)
@@ -845,6 +851,19 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
     s
 }
 
+/// A figure of the extra tables, or `-` when the server did not run.
+fn figure(v: Option<f64>) -> String {
+    v.map_or("-".to_string(), |v| format!("{v:.2}"))
+}
+
+/// `a ÷ b` as a ratio cell, or `-`.
+fn ratio_cell(a: Option<f64>, b: Option<f64>) -> String {
+    match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "-".to_string(),
+    }
+}
+
 /// The jumbo-frame table: sixstack over multi-buffer AF_XDP and the kernel on the MTU
 /// 9000 lab, beside the kernel with every offload on (MTU 1500, GSO/GRO).
 fn render_jumbo(s: &mut String, cells: &BTreeMap<(String, String), Cell>, workloads: &[String]) {
@@ -870,11 +889,6 @@ fn render_jumbo(s: &mut String, cells: &BTreeMap<(String, String), Cell>, worklo
     for w in rows {
         let g = |srv: &str| get(w, srv).map(|c| c.gbps);
         let cpu = |srv: &str| get(w, srv).map_or("-".to_string(), |c| format!("{:.2}", c.cpu_us));
-        let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-        let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
-            _ => "-".to_string(),
-        };
         let (k, x, ko) = (
             g("kernel-jumbo"),
             g("sixstack-xdp-jumbo"),
@@ -883,11 +897,11 @@ fn render_jumbo(s: &mut String, cells: &BTreeMap<(String, String), Cell>, worklo
         let _ = writeln!(
             s,
             "| {w} | {} | {} | {} | {} | {} | {} | {} |",
-            fmt(k),
-            fmt(x),
-            ratio(x, k),
-            fmt(ko),
-            ratio(x, ko),
+            figure(k),
+            figure(x),
+            ratio_cell(x, k),
+            figure(ko),
+            ratio_cell(x, ko),
             cpu("kernel-jumbo"),
             cpu("sixstack-xdp-jumbo")
         );
@@ -927,11 +941,6 @@ fn render_tls(s: &mut String, cells: &BTreeMap<(String, String), Cell>) {
         "| workload | metric | kernel + OpenSSL | sixstack-xdp | ratio |"
     );
     let _ = writeln!(s, "|---|---|---:|---:|---:|");
-    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
-        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
-        _ => "-".to_string(),
-    };
     for w in names {
         let (o, x) = (get(w, "kernel-openssl"), get(w, "sixstack-xdp"));
         let rows: Vec<(&str, Option<f64>, Option<f64>)> = if w.contains("bulk") {
@@ -981,9 +990,9 @@ fn render_tls(s: &mut String, cells: &BTreeMap<(String, String), Cell>) {
             let _ = writeln!(
                 s,
                 "| {w} | {metric} | {} | {} | {} |",
-                fmt(a),
-                fmt(b),
-                ratio(b, a)
+                figure(a),
+                figure(b),
+                ratio_cell(b, a)
             );
         }
     }

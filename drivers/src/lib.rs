@@ -10,6 +10,10 @@
 
 #![deny(unsafe_code)]
 
+/// Length of an Ethernet header (no VLAN tag, no FCS), added to the IP MTU to get the
+/// frame size.
+pub(crate) const ETH_HEADER: usize = 14;
+
 pub mod afxdp;
 pub mod link;
 pub mod netdev;

@@ -20,8 +20,7 @@ use smoltcp::time::Instant;
 use crate::link::{Link, LinkStats};
 use crate::wait::Doorbell;
 
-/// Length of an Ethernet header, added to the IP MTU to get the frame size.
-const ETH_HEADER: usize = 14;
+use crate::ETH_HEADER;
 
 /// One preallocated frame buffer and how many of its bytes hold the frame.
 #[derive(Debug)]

@@ -25,8 +25,7 @@ use smoltcp::time::Instant;
 use crate::link::{Link, LinkStats};
 use engine::{Engine, TxSlot};
 
-/// Length of an Ethernet header, added to the IP MTU to get the frame size.
-const ETH_HEADER: usize = 14;
+use crate::ETH_HEADER;
 /// The smallest IP MTU accepted (IPv4's minimum).
 pub const MIN_MTU: usize = 68;
 /// The largest IP MTU accepted (a 64 KiB frame).

@@ -124,7 +124,7 @@ pub struct XdpConfig {
 /// (`XDP_PACKET_HEADROOM`).
 pub(crate) const RX_HEADROOM: u32 = 256;
 /// Ethernet header bytes on top of the IP MTU (no FCS, no VLAN tag).
-pub(crate) const ETH_HEADER: u32 = 14;
+const ETH_HEADER: u32 = crate::ETH_HEADER as u32;
 /// The largest IP MTU a link accepts (the jumbo frames NICs carry).
 pub const MAX_MTU: u32 = 9702;
 

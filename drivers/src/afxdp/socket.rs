@@ -100,13 +100,13 @@ impl TxSide {
 }
 
 impl RxSide {
-    /// Takes the next whole frame off the RX ring: `Some(Ok(desc))` for a single-buffer
-    /// frame (still on the ring, read in place), `Some(Err(()))` when a multi-buffer frame
+    /// Takes the next whole frame off the RX ring: `Some(Some(desc))` for a single-buffer
+    /// frame (still on the ring, read in place), `Some(None)` when a multi-buffer frame
     /// now waits in `gather`, `None` when no whole frame is there yet. Bad descriptors and
     /// over-long frames are dropped and counted.
-    fn next_frame(&mut self) -> Option<Result<XdpDesc, ()>> {
+    fn next_frame(&mut self) -> Option<Option<XdpDesc>> {
         if self.gathered {
-            return Some(Err(()));
+            return Some(None);
         }
         loop {
             let desc = self.ring.peek()?;
@@ -115,7 +115,7 @@ impl RxSide {
             let bytes = self.area.frame(desc.addr, desc.len);
             if !chained {
                 if bytes.is_some() {
-                    return Some(Ok(desc));
+                    return Some(Some(desc));
                 }
                 // A descriptor outside the receive half: skip it, keep the frame if ours.
                 self.consume_desc(desc.addr);
@@ -142,7 +142,7 @@ impl RxSide {
                     continue;
                 }
                 self.gathered = true;
-                return Some(Err(()));
+                return Some(None);
             }
         }
     }
@@ -619,7 +619,7 @@ impl Device for XdpLink {
         &mut self,
         _timestamp: smoltcp::time::Instant,
     ) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
-        let desc = self.rx.next_frame()?.ok();
+        let desc = self.rx.next_frame()?;
         if !self.tx.ready() {
             return None;
         }

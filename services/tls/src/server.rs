@@ -151,22 +151,23 @@ impl ServerFactory {
 
     /// The acceptor for one shard, counting into counters of its own.
     pub fn acceptor(&self) -> Result<ShardAcceptor, TlsError> {
-        Ok(ShardAcceptor {
-            inner: TlsAcceptor::from(self.server_config()?),
-            counters: Rc::new(TlsCounters::default()),
-        })
+        self.acceptor_counting(TlsCounters::default())
     }
 
     /// The acceptor for the shard of `net`, counting into the shard's published counters
     /// (`sixstack stats`).
     pub fn acceptor_on(&self, net: &Net) -> Result<ShardAcceptor, TlsError> {
+        self.acceptor_counting(TlsCounters {
+            full: net.counter("tls_full"),
+            resumed: net.counter("tls_resumed"),
+            refused: net.counter("tls_refused"),
+        })
+    }
+
+    fn acceptor_counting(&self, counters: TlsCounters) -> Result<ShardAcceptor, TlsError> {
         Ok(ShardAcceptor {
             inner: TlsAcceptor::from(self.server_config()?),
-            counters: Rc::new(TlsCounters {
-                full: net.counter("tls_full"),
-                resumed: net.counter("tls_resumed"),
-                refused: net.counter("tls_refused"),
-            }),
+            counters: Rc::new(counters),
         })
     }
 }
