@@ -139,8 +139,9 @@ fn listen_options(net: &Net, svc: &crate::config::Service) -> ListenOptions {
     opts
 }
 
-/// The proxy listener `p` of the configuration, for the proxy crate.
-pub fn proxy_config(p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
+/// The proxy listener `p` of the configuration, for the proxy crate; paths are resolved
+/// against the configuration file's directory.
+pub fn proxy_config(cfg: &Config, p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
     use crate::config::BalanceSetting as B;
     use sixstack_proxy::Algorithm as A;
     sixstack_proxy::ProxyConfig {
@@ -159,7 +160,23 @@ pub fn proxy_config(p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
             .filter_map(|b| {
                 // Checked when the configuration was loaded.
                 let sa: std::net::SocketAddr = b.address.get_ref().parse().ok()?;
+                let tls = b.tls.then(|| sixstack_proxy::BackendTls {
+                    server_name: b
+                        .tls_name
+                        .as_ref()
+                        .map_or_else(|| sa.ip().to_string(), |n| n.get_ref().clone()),
+                    settings: sixstack_tls::client::ClientSettings {
+                        ca: b.tls_ca.as_ref().map(|c| cfg.path(c.get_ref())),
+                        cert: b.tls_cert.as_ref().map(|c| cfg.path(c.get_ref())),
+                        key: b.tls_key.as_ref().map(|c| cfg.path(c.get_ref())),
+                        ..Default::default()
+                    },
+                });
                 Some(sixstack_proxy::BackendConfig {
+                    name: b
+                        .name
+                        .as_ref()
+                        .map_or_else(|| b.address.get_ref().clone(), |n| n.get_ref().clone()),
                     endpoint: sixstack_stack::IpEndpoint::new(sa.ip().into(), sa.port()),
                     weight: *b.weight.get_ref(),
                     proxy_protocol: b.proxy_protocol.map(|v| match v {
@@ -170,6 +187,7 @@ pub fn proxy_config(p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
                             sixstack_proxy::proxy_protocol::Version::V2
                         }
                     }),
+                    tls,
                 })
             })
             .collect(),
@@ -185,7 +203,31 @@ pub fn proxy_config(p: &crate::config::Proxy) -> sixstack_proxy::ProxyConfig {
             send: p.check_send.clone().into_bytes(),
             expect: p.check_expect.clone().into_bytes(),
         }),
+        idle_timeout: (p.idle_timeout_s > 0.0).then(|| Duration::from_secs_f64(p.idle_timeout_s)),
+        down_banner: p.down_banner.clone().map(String::into_bytes),
     }
+}
+
+/// The board of every proxy listener of `cfg` (counters, drain flags), after checking
+/// that each TLS backend's client configuration can be built (CA and certificate files
+/// readable and valid).
+pub fn proxy_board(cfg: &Config) -> Result<Arc<sixstack_proxy::Board>, AppError> {
+    let proxies: Vec<_> = cfg
+        .file
+        .proxies
+        .iter()
+        .map(|p| proxy_config(cfg, p))
+        .collect();
+    for p in &proxies {
+        for b in &p.backends {
+            if let Some(t) = &b.tls {
+                sixstack_tls::client::client_config(&t.settings).map_err(|e| {
+                    AppError::Tls(format!("proxy {} backend {}: {e}", p.name, b.name))
+                })?;
+            }
+        }
+    }
+    Ok(Arc::new(sixstack_proxy::Board::new(&proxies)))
 }
 
 /// This shard's TLS acceptor for `what` (a service or a proxy), or `None` after logging
@@ -209,10 +251,20 @@ fn shard_acceptor(
 }
 
 /// Starts the configured services that run on `shard` (TLS ones with an acceptor made
-/// from `tls` for this shard), and the proxy listeners.
-pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFactory>) {
+/// from `tls` for this shard), and the proxy listeners (publishing on `board`).
+pub fn start_services(
+    net: &Net,
+    cfg: &Config,
+    shard: u32,
+    tls: Option<&ServerFactory>,
+    board: &sixstack_proxy::Board,
+) {
     for p in &cfg.file.proxies {
-        let pc = proxy_config(p);
+        let pc = proxy_config(cfg, p);
+        let Some(lb) = board.listener(&pc.name) else {
+            log::error!("proxy {}: not on the board; not started", pc.name);
+            continue;
+        };
         let acceptor = if p.tls {
             let Some(a) = shard_acceptor(net, tls, &format!("proxy {}", pc.name)) else {
                 continue;
@@ -224,7 +276,7 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, tls: Option<&ServerFa
         let n = net.clone();
         net.spawn(async move {
             let name = pc.name.clone();
-            if let Err(e) = sixstack_proxy::serve(n, pc, acceptor).await {
+            if let Err(e) = sixstack_proxy::serve(n, pc, acceptor, lb).await {
                 log::error!("proxy {name} stopped: {e}");
             }
         });
@@ -914,19 +966,40 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppErr
     let control = cfg.file.control.clone();
     let tls = tls_factory(&cfg)?;
     let tls_job = tls.clone();
+    let board = proxy_board(&cfg)?;
+    let board_job = board.clone();
     let running = start(
         cfg,
-        Arc::new(move |net: &Net, shard| start_services(net, &services, shard, tls_job.as_deref())),
+        Arc::new(move |net: &Net, shard| {
+            start_services(net, &services, shard, tls_job.as_deref(), &board_job)
+        }),
     )?;
     // SIGHUP reloads the TLS material; a failed reload keeps the current one.
     let reload = Arc::new(AtomicBool::new(false));
     if let Err(e) = signal_hook::flag::register(signal_hook::consts::SIGHUP, reload.clone()) {
         log::warn!("cannot catch SIGHUP: {e}");
     }
-    let server = match ControlServer::start(
+    let stats = running.stats_source();
+    let board_stats = board.clone();
+    let source: StatsSource = Arc::new(move || {
+        let mut r = stats();
+        r.proxies = board_stats.report();
+        r
+    });
+    let proxy: Option<crate::control::ProxyControl> = (!board.report().is_empty()).then(|| {
+        let b = board.clone();
+        let f: crate::control::ProxyControl =
+            Arc::new(move |listener: &str, backend: &str, drain| {
+                b.set_draining(listener, backend, drain)
+                    .map_err(|e| e.to_string())
+            });
+        f
+    });
+    let server = match ControlServer::start_with(
         std::path::Path::new(&control.socket),
         control.group,
-        running.stats_source(),
+        source,
+        proxy,
     ) {
         Ok(s) => s,
         Err(e) => {

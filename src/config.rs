@@ -397,6 +397,24 @@ pub struct ProxyBackend {
     /// Send a PROXY protocol header (`v1` or `v2`) to this backend.
     #[serde(default)]
     pub proxy_protocol: Option<ProxyProtocolSetting>,
+    /// Name in `sixstack stats` and `sixstack proxy drain` (default: the address).
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
+    /// Speak TLS to this backend (its certificate is verified against `tls_ca`).
+    #[serde(default)]
+    pub tls: bool,
+    /// PEM CA file the backend's certificate must chain to (required with `tls`).
+    #[serde(default)]
+    pub tls_ca: Option<Spanned<String>>,
+    /// The name the backend's certificate must carry, sent as SNI (default: its address).
+    #[serde(default)]
+    pub tls_name: Option<Spanned<String>>,
+    /// A client certificate (PEM chain) to present to the backend, with `tls_key`.
+    #[serde(default)]
+    pub tls_cert: Option<Spanned<String>>,
+    /// The client certificate's private key.
+    #[serde(default)]
+    pub tls_key: Option<Spanned<String>>,
 }
 
 /// PROXY protocol version.
@@ -454,6 +472,14 @@ pub struct Proxy {
     /// What a check must find in the answer (empty: a connect is enough).
     #[serde(default)]
     pub check_expect: String,
+    /// Seconds a connection may sit with nothing moving either way before it is closed
+    /// (0: no limit).
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_s: f64,
+    /// Sent to clients when every backend is down (then a normal close); without it they
+    /// are reset. `\r\n` escapes are written as in TOML strings.
+    #[serde(default)]
+    pub down_banner: Option<String>,
     /// The backends.
     #[serde(default, rename = "backend")]
     pub backends: Vec<ProxyBackend>,
@@ -461,6 +487,10 @@ pub struct Proxy {
 
 fn default_check_interval() -> u64 {
     2000
+}
+
+fn default_idle_timeout() -> f64 {
+    300.0
 }
 
 fn default_rise() -> u32 {
@@ -833,6 +863,61 @@ impl Config {
                         "backend weight must be between 1 and 1000".into(),
                     ));
                 }
+                if b.tls && b.tls_ca.is_none() {
+                    return Err(err(
+                        b.address.span(),
+                        "a backend with tls = true needs tls_ca (the CA its certificate is \
+                         verified against)"
+                            .into(),
+                    ));
+                }
+                if !b.tls
+                    && (b.tls_ca.is_some()
+                        || b.tls_name.is_some()
+                        || b.tls_cert.is_some()
+                        || b.tls_key.is_some())
+                {
+                    return Err(err(
+                        b.address.span(),
+                        "tls_ca, tls_name, tls_cert and tls_key need tls = true".into(),
+                    ));
+                }
+                if b.tls_cert.is_some() != b.tls_key.is_some() {
+                    return Err(err(
+                        b.address.span(),
+                        "a client certificate needs both tls_cert and tls_key".into(),
+                    ));
+                }
+            }
+            let mut backend_names: Vec<String> = Vec::new();
+            for b in &p.backends {
+                let name = b
+                    .name
+                    .as_ref()
+                    .map_or_else(|| b.address.get_ref().clone(), |n| n.get_ref().clone());
+                if backend_names.contains(&name) {
+                    let span = b.name.as_ref().map_or(b.address.span(), |n| n.span());
+                    return Err(err(
+                        span,
+                        format!(
+                            "proxy '{}' has two backends named '{name}'",
+                            p.name.get_ref()
+                        ),
+                    ));
+                }
+                backend_names.push(name);
+            }
+            if !(0.0..=86_400.0).contains(&p.idle_timeout_s) {
+                return Err(err(
+                    p.name.span(),
+                    "idle_timeout_s must be between 0 (no limit) and 86400".into(),
+                ));
+            }
+            if p.down_banner.as_ref().is_some_and(|b| b.len() > 4096) {
+                return Err(err(
+                    p.name.span(),
+                    "down_banner is limited to 4096 bytes".into(),
+                ));
             }
             if p.eject_after == 0 || !(0.1..=3600.0).contains(&p.retry_after_s) {
                 return Err(err(

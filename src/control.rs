@@ -11,11 +11,13 @@
 //! | request  | answer                                  |
 //! |----------|-----------------------------------------|
 //! | `stats`  | `{"ok":true,"stats":{...StatsReport}}`  |
+//! | `proxy drain LISTENER BACKEND` | `{"ok":true,"message":"..."}` |
+//! | `proxy enable LISTENER BACKEND` | `{"ok":true,"message":"..."}` |
 //! | anything else, not UTF-8, too long | `{"ok":false,"error":"..."}` |
 //!
 //! A request that is too long ends the connection after the error line; any other bad
-//! request leaves it open. Later commands (`drain`, `enable`, ...) are new words on the
-//! request line and new optional fields in the answer.
+//! request leaves it open. Later commands are new words on the request line and new
+//! optional fields in the answer.
 //!
 //! # Who is served
 //!
@@ -168,6 +170,9 @@ pub struct StatsReport {
     pub np_ratio: f64,
     /// Where services run, one line each, e.g. `echo tcp/7 on shards [0, 1]`.
     pub placement: Vec<String>,
+    /// Proxy listeners and their backends.
+    #[serde(default)]
+    pub proxies: Vec<sixstack_proxy::ProxyReport>,
 }
 
 impl StatsReport {
@@ -186,6 +191,7 @@ impl StatsReport {
             shards,
             np_ratio: ratio(np, busy),
             placement,
+            proxies: Vec::new(),
         }
     }
 
@@ -243,6 +249,10 @@ pub fn ratio(part: u64, whole: u64) -> f64 {
 /// Where the report comes from (the appliance passes a closure that reads its shards'
 /// published snapshots). It runs on the control thread, never on a shard.
 pub type StatsSource = Arc<dyn Fn() -> StatsReport + Send + Sync>;
+
+/// Drains (`true`) or enables a proxy backend: `(listener, backend, drain)`; answers a line
+/// for the operator or why it could not. Runs on the control thread.
+pub type ProxyControl = Arc<dyn Fn(&str, &str, bool) -> Result<String, String> + Send + Sync>;
 
 /// What went wrong starting the control server or talking to one.
 #[derive(Debug, thiserror::Error)]
@@ -303,6 +313,9 @@ pub enum ControlError {
     /// The appliance answered with an error (e.g. permission denied).
     #[error("the appliance refused: {0}")]
     Refused(String),
+    /// The request cannot be sent as given.
+    #[error("{0}")]
+    BadRequest(String),
 }
 
 /// One answer line.
@@ -312,6 +325,8 @@ struct Response {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     stats: Option<StatsReport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
@@ -320,7 +335,17 @@ impl Response {
         Response {
             ok: false,
             stats: None,
+            message: None,
             error: Some(msg.into()),
+        }
+    }
+
+    fn message(msg: String) -> Response {
+        Response {
+            ok: true,
+            stats: None,
+            message: Some(msg),
+            error: None,
         }
     }
 
@@ -334,14 +359,20 @@ impl Response {
 }
 
 /// A parsed request line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Request {
     /// `stats`: the report.
     Stats,
+    /// `proxy drain|enable LISTENER BACKEND`.
+    Proxy {
+        drain: bool,
+        listener: String,
+        backend: String,
+    },
 }
 
 /// The commands the server knows, for error messages.
-const COMMANDS: &str = "stats";
+const COMMANDS: &str = "stats, proxy drain LISTENER BACKEND, proxy enable LISTENER BACKEND";
 
 impl Request {
     fn parse(line: &[u8]) -> Result<Request, String> {
@@ -352,6 +383,25 @@ impl Request {
         };
         let req = match cmd {
             "stats" => Request::Stats,
+            "proxy" => {
+                let usage = "usage: proxy drain|enable LISTENER BACKEND";
+                let drain = match words.next() {
+                    Some("drain") => true,
+                    Some("enable") => false,
+                    _ => return Err(usage.into()),
+                };
+                let (Some(listener), Some(backend)) = (words.next(), words.next()) else {
+                    return Err(usage.into());
+                };
+                if words.next().is_some() {
+                    return Err(usage.into());
+                }
+                return Ok(Request::Proxy {
+                    drain,
+                    listener: listener.into(),
+                    backend: backend.into(),
+                });
+            }
             _ => {
                 let shown: String = cmd.chars().take(64).collect();
                 return Err(format!("unknown command {shown:?}; commands: {COMMANDS}"));
@@ -434,6 +484,7 @@ impl Policy {
 /// What every connection thread shares.
 struct Shared {
     source: StatsSource,
+    proxy: Option<ProxyControl>,
     policy: Policy,
     stop: AtomicBool,
     /// Clones of the live connections, so that stopping can shut them down.
@@ -483,6 +534,16 @@ impl ControlServer {
         group: Option<u32>,
         source: StatsSource,
     ) -> Result<ControlServer, ControlError> {
+        ControlServer::start_with(path, group, source, None)
+    }
+
+    /// [`ControlServer::start`] with a handler for the `proxy drain|enable` commands.
+    pub fn start_with(
+        path: &Path,
+        group: Option<u32>,
+        source: StatsSource,
+        proxy: Option<ProxyControl>,
+    ) -> Result<ControlServer, ControlError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
                 std::fs::DirBuilder::new()
@@ -527,6 +588,7 @@ impl ControlServer {
             .map_err(cleanup)?;
         let shared = Arc::new(Shared {
             source,
+            proxy,
             policy: Policy {
                 group,
                 own_uid: rustix::process::geteuid().as_raw(),
@@ -742,16 +804,28 @@ fn answer(line: &[u8], shared: &Shared) -> Response {
                 Ok(stats) => Response {
                     ok: true,
                     stats: Some(stats),
+                    message: None,
                     error: None,
                 },
                 Err(_) => Response::error("the stats source failed"),
             }
         }
+        Ok(Request::Proxy {
+            drain,
+            listener,
+            backend,
+        }) => match &shared.proxy {
+            None => Response::error("this appliance has no proxy listeners"),
+            Some(f) => match f(&listener, &backend, drain) {
+                Ok(line) => Response::message(line),
+                Err(e) => Response::error(e),
+            },
+        },
     }
 }
 
-/// Asks the appliance listening on `path` for its report.
-pub fn query_stats(path: &Path) -> Result<StatsReport, ControlError> {
+/// Sends one request line to the appliance listening on `path` and reads its answer.
+fn request(path: &Path, line: &str) -> Result<Response, ControlError> {
     let io_err = |source| ControlError::Io {
         path: path.to_path_buf(),
         source,
@@ -768,9 +842,9 @@ pub fn query_stats(path: &Path) -> Result<StatsReport, ControlError> {
         .map_err(io_err)?;
     // The server may refuse us before reading anything; a failed write then still leaves
     // its error line to read.
-    let wrote = (&stream).write_all(b"stats\n");
+    let wrote = (&stream).write_all(format!("{line}\n").as_bytes());
     let mut reader = BufReader::new(&stream);
-    let line = match read_line(&mut reader, MAX_RESPONSE) {
+    let answer = match read_line(&mut reader, MAX_RESPONSE) {
         Ok(Some(l)) => l,
         Ok(None) => {
             return Err(match wrote {
@@ -785,21 +859,42 @@ pub fn query_stats(path: &Path) -> Result<StatsReport, ControlError> {
         }
         Err(LineError::Io(e)) => return Err(io_err(e)),
     };
-    let resp: Response = serde_json::from_slice(&line)
+    let resp: Response = serde_json::from_slice(&answer)
         .map_err(|e| ControlError::BadResponse(format!("not the expected JSON: {e}")))?;
-    match resp {
-        Response {
-            ok: true,
-            stats: Some(s),
-            ..
-        } => Ok(s),
-        Response { ok: true, .. } => Err(ControlError::BadResponse(
-            "answer has no \"stats\" field".into(),
-        )),
-        Response { error, .. } => Err(ControlError::Refused(
-            error.unwrap_or_else(|| "no reason given".into()),
-        )),
+    if !resp.ok {
+        return Err(ControlError::Refused(
+            resp.error.unwrap_or_else(|| "no reason given".into()),
+        ));
     }
+    Ok(resp)
+}
+
+/// Asks the appliance listening on `path` for its report.
+pub fn query_stats(path: &Path) -> Result<StatsReport, ControlError> {
+    request(path, "stats")?
+        .stats
+        .ok_or_else(|| ControlError::BadResponse("answer has no \"stats\" field".into()))
+}
+
+/// Drains (`drain`) or enables backend `backend` of proxy listener `listener` of the
+/// appliance listening on `path`; returns the appliance's line about it.
+pub fn proxy_command(
+    path: &Path,
+    drain: bool,
+    listener: &str,
+    backend: &str,
+) -> Result<String, ControlError> {
+    for (what, v) in [("listener", listener), ("backend", backend)] {
+        if v.is_empty() || v.contains(char::is_whitespace) || v.len() > 256 {
+            return Err(ControlError::BadRequest(format!(
+                "{what} name {v:?} must be one word of at most 256 bytes"
+            )));
+        }
+    }
+    let verb = if drain { "drain" } else { "enable" };
+    request(path, &format!("proxy {verb} {listener} {backend}"))?
+        .message
+        .ok_or_else(|| ControlError::BadResponse("answer has no \"message\" field".into()))
 }
 
 #[cfg(test)]
@@ -862,6 +957,7 @@ pub(crate) mod tests {
         let resp = Response {
             ok: true,
             stats: Some(r.clone()),
+            message: None,
             error: None,
         };
         let line = resp.line();
@@ -905,6 +1001,26 @@ pub(crate) mod tests {
         assert!(Request::parse(b"stats now").is_err());
         assert!(Request::parse(b"drain 3").is_err());
         assert!(Request::parse(&[0xff, 0xfe]).is_err());
+        assert_eq!(
+            Request::parse(b"proxy drain web 10.0.0.5:80"),
+            Ok(Request::Proxy {
+                drain: true,
+                listener: "web".into(),
+                backend: "10.0.0.5:80".into()
+            })
+        );
+        assert!(matches!(
+            Request::parse(b"proxy enable web blue"),
+            Ok(Request::Proxy { drain: false, .. })
+        ));
+        for bad in [
+            &b"proxy"[..],
+            b"proxy drain web",
+            b"proxy stop web a",
+            b"proxy drain web a b",
+        ] {
+            assert!(Request::parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -103,6 +103,12 @@ enum Cmd {
         #[arg(long, value_name = "SECS")]
         watch: Option<f64>,
     },
+    /// Proxy listeners of a running appliance: drain a backend (no new connections, open
+    /// ones finish) or enable it again.
+    Proxy {
+        #[command(subcommand)]
+        action: ProxyAction,
+    },
     /// TLS certificates: lab material, and what a file or a live server holds.
     Cert {
         #[command(subcommand)]
@@ -110,6 +116,30 @@ enum Cmd {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum ProxyAction {
+    /// Stop new connections to BACKEND of LISTENER; open connections finish.
+    Drain {
+        /// The listener's name (`[[proxy]] name`).
+        listener: String,
+        /// The backend: its name, its address as configured, or its position (1-based).
+        backend: String,
+        /// The control socket.
+        #[arg(long, default_value = sixstack::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
+    /// Let BACKEND of LISTENER take new connections again.
+    Enable {
+        /// The listener's name (`[[proxy]] name`).
+        listener: String,
+        /// The backend: its name, its address as configured, or its position (1-based).
+        backend: String,
+        /// The control socket.
+        #[arg(long, default_value = sixstack::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -381,6 +411,23 @@ fn main() -> ExitCode {
             json,
             watch,
         } => sixstack::stats_view::stats_command(&socket, json, watch),
+        Cmd::Proxy { action } => {
+            let (drain, listener, backend, socket) = match action {
+                ProxyAction::Drain {
+                    listener,
+                    backend,
+                    socket,
+                } => (true, listener, backend, socket),
+                ProxyAction::Enable {
+                    listener,
+                    backend,
+                    socket,
+                } => (false, listener, backend, socket),
+            };
+            sixstack::control::proxy_command(&socket, drain, &listener, &backend)
+                .map(|line| println!("{line}"))
+                .map_err(|e| e.to_string())
+        }
         Cmd::Version => {
             println!("sixstack {}", env!("CARGO_PKG_VERSION"));
             Ok(())

@@ -174,7 +174,54 @@ pub fn render_table(r: &StatsReport) -> String {
     out.push_str(&columns(&rows));
     placement_and_drops(&mut out, r, &total);
     service_counters(&mut out, r);
+    proxy_tables(&mut out, r);
     out
+}
+
+/// One table per proxy listener: every backend's state, connections, failures and bytes.
+fn proxy_tables(out: &mut String, r: &StatsReport) {
+    for p in &r.proxies {
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        let _ = writeln!(
+            out,
+            "proxy {} on port {} ({}), {} clients refused (no backend)",
+            p.name, p.port, p.algorithm, p.refused
+        );
+        let mut rows = vec![[
+            "  backend",
+            "address",
+            "weight",
+            "state",
+            "active",
+            "conns",
+            "failures",
+            "to_backend_MB",
+            "to_client_MB",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for b in &p.backends {
+            let state = if b.draining {
+                format!("draining ({})", b.state)
+            } else {
+                b.state.clone()
+            };
+            rows.push(vec![
+                format!("  {}", b.name),
+                b.address.clone(),
+                b.weight.to_string(),
+                state,
+                b.active.to_string(),
+                b.connections.to_string(),
+                b.failures.to_string(),
+                mb(b.bytes_to_backend),
+                mb(b.bytes_to_client),
+            ]);
+        }
+        out.push_str(&columns(&rows));
+    }
 }
 
 /// One line of service counters, summed over the shards.
@@ -266,6 +313,7 @@ pub fn render_rates(prev: &StatsReport, cur: &StatsReport, secs: f64) -> String 
     let _ = writeln!(out, "rates over the last {secs:.1}s");
     out.push_str(&columns(&rows));
     placement_and_drops(&mut out, cur, &total);
+    proxy_tables(&mut out, cur);
     out
 }
 

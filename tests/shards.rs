@@ -234,10 +234,11 @@ fn pinned_service_runs_on_its_shard_only() {
     let cfg = Config::parse(&text, "test").unwrap();
     let services = cfg.clone();
     let tls = sixstack::app::tls_factory(&cfg).unwrap();
+    let board = sixstack::app::proxy_board(&cfg).unwrap();
     let running = sixstack::app::start(
         cfg,
         Arc::new(move |net: &sixstack_stack::Net, shard| {
-            sixstack::app::start_services(net, &services, shard, tls.as_deref())
+            sixstack::app::start_services(net, &services, shard, tls.as_deref(), &board)
         }),
     )
     .unwrap();

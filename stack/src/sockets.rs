@@ -11,7 +11,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use smoltcp::iface::{SocketHandle, SocketSet};
-use smoltcp::socket::{AnySocket, Socket};
+use smoltcp::socket::{tcp, AnySocket, Socket};
 use smoltcp::time::Instant;
 
 use crate::flow::FlowKey;
@@ -115,6 +115,48 @@ impl Sets {
     pub(crate) fn get_mut<T: AnySocket<'static>>(&mut self, sock: Sock) -> &mut T {
         self.mark(sock.set);
         self.sets[sock.set as usize].get_mut::<T>(sock.handle)
+    }
+
+    /// Two different TCP sockets at once, to change (a splice moves bytes from one's
+    /// receive buffer straight into the other's send buffer); both sets get an egress poll.
+    /// `None` when `a == b` or either is not a TCP socket.
+    pub(crate) fn tcp_pair_mut(
+        &mut self,
+        a: Sock,
+        b: Sock,
+    ) -> Option<(&mut tcp::Socket<'static>, &mut tcp::Socket<'static>)> {
+        if a == b {
+            return None;
+        }
+        self.mark(a.set);
+        self.mark(b.set);
+        if a.set != b.set {
+            let (lo, hi) = (a.set.min(b.set) as usize, a.set.max(b.set) as usize);
+            let (left, right) = self.sets.split_at_mut(hi);
+            let (low, high) = (&mut left[lo], &mut right[0]);
+            let (sa, sb) = if a.set < b.set {
+                (
+                    low.get_mut::<tcp::Socket>(a.handle),
+                    high.get_mut::<tcp::Socket>(b.handle),
+                )
+            } else {
+                (
+                    high.get_mut::<tcp::Socket>(a.handle),
+                    low.get_mut::<tcp::Socket>(b.handle),
+                )
+            };
+            return Some((sa, sb));
+        }
+        // One bucket holds a handful of connections: find both in one pass.
+        let (mut sa, mut sb) = (None, None);
+        for (h, s) in self.sets[a.set as usize].iter_mut() {
+            if h == a.handle {
+                sa = tcp::Socket::downcast_mut(s);
+            } else if h == b.handle {
+                sb = tcp::Socket::downcast_mut(s);
+            }
+        }
+        Some((sa?, sb?))
     }
 
     /// Removes a socket.

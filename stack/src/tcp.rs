@@ -9,6 +9,7 @@
 use std::future::poll_fn;
 use std::io;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -410,6 +411,72 @@ impl TcpStream {
             .get_mut::<tcp::Socket>(self.handle)
             .abort();
         self.fin_sent = true;
+    }
+
+    /// Moves bytes received on this connection straight into `to`'s send buffer: one copy,
+    /// from one socket's receive ring into the other's send ring, with no buffer between
+    /// (the proxy's splice). `Ready(Ok(n))` with `n > 0`: bytes moved; `Ready(Ok(0))`: this
+    /// side sent FIN and everything before it has been moved; an error when this side was
+    /// reset or `to` can no longer send. Pending registers this side's receive waker (nothing
+    /// to move) or `to`'s send waker (no room).
+    pub fn poll_splice_to(
+        &mut self,
+        to: &mut TcpStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if !Rc::ptr_eq(&self.net.inner, &to.net.inner) {
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a splice joins two connections of the same shard",
+            )));
+        }
+        if to.fin_sent {
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
+        }
+        let mut core = self.net.core();
+        let Some((from, into)) = core.sockets.tcp_pair_mut(self.handle, to.handle) else {
+            return Poll::Ready(Err(io::Error::other("splice of a connection to itself")));
+        };
+        if from.can_recv() {
+            if into.can_send() {
+                let moved = from.recv(|rx| {
+                    let n = into.send_slice(rx).unwrap_or(0);
+                    (n, n)
+                });
+                return match moved {
+                    Ok(n) => Poll::Ready(Ok(n)),
+                    Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
+                };
+            }
+            return match into.state() {
+                tcp::State::Established
+                | tcp::State::CloseWait
+                | tcp::State::SynSent
+                | tcp::State::SynReceived => {
+                    into.register_send_waker(cx.waker());
+                    Poll::Pending
+                }
+                tcp::State::Closed => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
+                _ => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            };
+        }
+        match from.state() {
+            tcp::State::CloseWait
+            | tcp::State::LastAck
+            | tcp::State::Closing
+            | tcp::State::TimeWait => Poll::Ready(Ok(0)),
+            tcp::State::Closed if self.fin_sent => Poll::Ready(Ok(0)),
+            tcp::State::Closed => Poll::Ready(Err(io::ErrorKind::ConnectionReset.into())),
+            _ => {
+                from.register_recv_waker(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Whether this side has sent its FIN (shut down for writing) or been aborted.
+    pub fn write_closed(&self) -> bool {
+        self.fin_sent
     }
 
     /// Waits until everything written has been acknowledged by the peer.

@@ -23,6 +23,19 @@ pub enum Algorithm {
     Maglev,
 }
 
+impl Algorithm {
+    /// The name the configuration uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round_robin",
+            Algorithm::WeightedRoundRobin => "weighted_round_robin",
+            Algorithm::LeastConnections => "least_connections",
+            Algorithm::PowerOfTwo => "power_of_two",
+            Algorithm::Maglev => "maglev",
+        }
+    }
+}
+
 /// What the balancer knows of one backend.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {

@@ -1,38 +1,57 @@
 //! A proxy listener on one shard: accept a client, choose a backend, connect to it (the
 //! next backend when the connect fails or times out; a backend that fails `eject_after`
 //! times in a row is taken out for `retry_after`, then tried again), and splice the two
-//! streams until both sides have closed. A client for whom no backend is left is reset.
-//! With an acceptor the listener terminates TLS first (implicit TLS in front of a plain
-//! backend).
+//! streams until both sides have closed (or sat idle too long). A client for whom no
+//! backend is left is reset, or gets the configured banner. With an acceptor the listener
+//! terminates TLS first (implicit TLS in front of a plain backend); a backend with TLS
+//! settings is spoken to over TLS (origination). What it does is published on the
+//! listener's [`ListenerBoard`], where the operator's drain and enable commands arrive.
 
 use std::cell::RefCell;
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sixstack_stack::smoltcp::time::Instant;
 use sixstack_stack::smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use sixstack_stack::{timeout, ListenOptions, Net, TcpListener, TcpStream};
+use sixstack_tls::client::ClientSettings;
+use sixstack_tls::rustls::ClientConfig;
 use sixstack_tls::ShardAcceptor;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::balance::{Algorithm, Backend, Balancer};
+use crate::board::{Health, ListenerBoard, ShardBoard};
 use crate::proxy_protocol::{header, TlsFacts};
+use crate::splice::{splice, End, Splice};
 
 /// One backend of a listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct BackendConfig {
+    /// Name in statistics and the drain command (its address unless configured).
+    pub name: String,
     /// Where it listens.
     pub endpoint: IpEndpoint,
     /// Weight (weighted algorithms), at least 1.
     pub weight: u32,
     /// Send a PROXY protocol header before the client's bytes.
     pub proxy_protocol: Option<crate::proxy_protocol::Version>,
+    /// Speak TLS to the backend (origination).
+    pub tls: Option<BackendTls>,
+}
+
+/// TLS from the proxy to a backend.
+#[derive(Debug, Clone)]
+pub struct BackendTls {
+    /// The name the backend's certificate must carry (also sent as SNI).
+    pub server_name: String,
+    /// CA to verify it with, and an optional client certificate to present.
+    pub settings: ClientSettings,
 }
 
 /// A proxy listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ProxyConfig {
     /// Name (logs, statistics, the drain command).
     pub name: String,
@@ -50,6 +69,11 @@ pub struct ProxyConfig {
     pub retry_after: Duration,
     /// Active health checks (`None`: passive ejection only).
     pub health: Option<HealthCheck>,
+    /// A connection on which nothing moved either way for this long is closed.
+    pub idle_timeout: Option<Duration>,
+    /// Sent to a client (then a normal close) when no backend is available; without it the
+    /// client is reset.
+    pub down_banner: Option<Vec<u8>>,
 }
 
 /// Active health checks of every backend, from every shard.
@@ -78,15 +102,35 @@ struct State {
     healthy: Vec<bool>,
     /// Consecutive check results: positive passes, negative failures.
     streak: Vec<i64>,
+    /// The listener's board and this shard's slots on it.
+    board: Arc<ListenerBoard>,
+    slots: Arc<ShardBoard>,
+    /// The board's drain generation the balancer last copied.
+    drain_seen: u64,
+    /// Whether the last client found no backend (logged once per outage).
+    all_down: bool,
 }
 
 impl State {
-    /// Brings back ejected backends whose time out is over (if the checks agree).
-    fn revive(&mut self, now: Instant) {
+    /// Brings back ejected backends whose time out is over (if the checks agree), and
+    /// takes over the operator's drain flags when they changed.
+    fn refresh(&mut self, now: Instant) {
         for (i, until) in self.out_until.iter_mut().enumerate() {
             if until.is_some_and(|t| now >= t) {
                 *until = None;
                 self.balancer.set_up(i, self.healthy[i]);
+                self.slots.slot(i).set_health(if self.healthy[i] {
+                    Health::Up
+                } else {
+                    Health::Down
+                });
+            }
+        }
+        let g = self.board.drain_generation();
+        if g != self.drain_seen {
+            self.drain_seen = g;
+            for i in 0..self.fails.len() {
+                self.balancer.set_draining(i, self.board.draining(i));
             }
         }
     }
@@ -108,8 +152,13 @@ impl State {
             return None;
         }
         self.healthy[i] = passed;
-        self.balancer
-            .set_up(i, passed && self.out_until[i].is_none());
+        let up = passed && self.out_until[i].is_none();
+        self.balancer.set_up(i, up);
+        self.slots.slot(i).set_health(match (passed, up) {
+            (false, _) => Health::Down,
+            (true, true) => Health::Up,
+            (true, false) => Health::Ejected,
+        });
         Some(passed)
     }
 }
@@ -118,9 +167,39 @@ fn client_ip(ep: IpEndpoint) -> IpAddr {
     ep.addr.into()
 }
 
+/// How the proxy speaks TLS to one backend: its client configuration and the name its
+/// certificate must carry; `None` for a plain backend.
+type Origin = Option<(Arc<ClientConfig>, String)>;
+
+/// The client configurations of the backends that speak TLS, built on this shard (each
+/// shard keeps its own resumption cache).
+fn backend_tls(cfg: &ProxyConfig) -> io::Result<Vec<Origin>> {
+    cfg.backends
+        .iter()
+        .map(|b| {
+            b.tls
+                .as_ref()
+                .map(|t| {
+                    sixstack_tls::client::client_config(&t.settings)
+                        .map(|c| (c, t.server_name.clone()))
+                        .map_err(|e| {
+                            io::Error::other(format!("proxy {} backend {}: {e}", cfg.name, b.name))
+                        })
+                })
+                .transpose()
+        })
+        .collect()
+}
+
 /// Runs listener `cfg` on this shard until the shard drains; with `tls`, clients speak TLS
-/// to the listener (the backends get plain text).
-pub async fn serve(net: Net, cfg: ProxyConfig, tls: Option<ShardAcceptor>) -> io::Result<()> {
+/// to the listener (the backends get plain text unless they have TLS settings). Counters
+/// and the operator's drain flags live on `board`.
+pub async fn serve(
+    net: Net,
+    cfg: ProxyConfig,
+    tls: Option<ShardAcceptor>,
+    board: Arc<ListenerBoard>,
+) -> io::Result<()> {
     let opts = ListenOptions::from_config(&net);
     let listener = TcpListener::bind_with(
         &net,
@@ -130,46 +209,62 @@ pub async fn serve(net: Net, cfg: ProxyConfig, tls: Option<ShardAcceptor>) -> io
         },
         opts,
     )?;
+    let origin = Rc::new(backend_tls(&cfg)?);
     let backends = cfg
         .backends
         .iter()
         .map(|b| Backend::new(b.endpoint.to_string(), b.weight))
         .collect();
     let seed = u64::from(cfg.port) ^ (net.now().total_micros() as u64);
+    let slots = board.join_shard();
+    let n = cfg.backends.len();
     let state = Rc::new(RefCell::new(State {
         balancer: Balancer::new(cfg.algorithm, backends, seed),
-        fails: vec![0; cfg.backends.len()],
-        out_until: vec![None; cfg.backends.len()],
-        healthy: vec![true; cfg.backends.len()],
-        streak: vec![0; cfg.backends.len()],
+        fails: vec![0; n],
+        out_until: vec![None; n],
+        healthy: vec![true; n],
+        streak: vec![0; n],
+        board,
+        slots,
+        drain_seen: u64::MAX,
+        all_down: false,
     }));
     let cfg = Rc::new(cfg);
     if let Some(h) = cfg.health.clone() {
-        for i in 0..cfg.backends.len() {
-            let (net2, state, cfg) = (net.clone(), state.clone(), cfg.clone());
+        for i in 0..n {
+            let (net2, state, cfg, origin) =
+                (net.clone(), state.clone(), cfg.clone(), origin.clone());
             let h = h.clone();
-            net.spawn(async move { check_loop(&net2, &cfg, &state, i, &h).await });
+            net.spawn(
+                async move { check_loop(&net2, &cfg, &state, i, &h, origin[i].as_ref()).await },
+            );
         }
     }
     log::info!(
-        "proxy {} listening on port {} ({:?}, {} backends)",
+        "proxy {} listening on port {} ({}, {} backends)",
         cfg.name,
         cfg.port,
-        cfg.algorithm,
-        cfg.backends.len()
+        cfg.algorithm.name(),
+        n
     );
     listener
         .serve_each(|client, peer| {
-            let (net, state, cfg, tls) = (net.clone(), state.clone(), cfg.clone(), tls.clone());
+            let (net, state, cfg, tls, origin) = (
+                net.clone(),
+                state.clone(),
+                cfg.clone(),
+                tls.clone(),
+                origin.clone(),
+            );
             async move {
                 client.set_nodelay(true);
                 let r = match tls {
                     Some(acceptor) => match acceptor.accept(client, &peer).await {
                         // The acceptor logs refused handshakes.
-                        Ok(s) => proxy_one(&net, &cfg, &state, s, peer).await,
+                        Ok(s) => proxy_one(&net, &cfg, &state, &origin, s, peer).await,
                         Err(_) => Ok(()),
                     },
-                    None => proxy_one(&net, &cfg, &state, client, peer).await,
+                    None => proxy_one(&net, &cfg, &state, &origin, client, peer).await,
                 };
                 if let Err(e) = r {
                     log::debug!("proxy {}: {peer}: {e}", cfg.name);
@@ -181,7 +276,7 @@ pub async fn serve(net: Net, cfg: ProxyConfig, tls: Option<ShardAcceptor>) -> io
 
 /// A client stream the proxy can reset when no backend is left, and describe for a PROXY
 /// protocol header.
-pub trait Resettable: AsyncRead + AsyncWrite + Unpin {
+pub trait Resettable: Splice {
     /// Resets the underlying TCP connection.
     fn reset(&mut self);
     /// The listener's own address of the connection.
@@ -220,54 +315,177 @@ impl Resettable for sixstack_tls::tokio_rustls::server::TlsStream<TcpStream> {
     }
 }
 
+impl Resettable for sixstack_tls::tokio_rustls::client::TlsStream<TcpStream> {
+    fn reset(&mut self) {
+        self.get_mut().0.abort();
+    }
+
+    fn local(&self) -> Option<IpEndpoint> {
+        self.get_ref().0.local_addr()
+    }
+}
+
 fn socket_addr(ep: IpEndpoint) -> std::net::SocketAddr {
     std::net::SocketAddr::new(ep.addr.into(), ep.port)
+}
+
+/// Turns a client away: the banner and a normal close, or a reset.
+async fn refuse<C: Resettable>(
+    net: &Net,
+    cfg: &ProxyConfig,
+    state: &RefCell<State>,
+    mut client: C,
+    peer: IpEndpoint,
+) {
+    use tokio::io::AsyncWriteExt;
+    {
+        let mut s = state.borrow_mut();
+        s.slots.refused();
+        if !s.all_down {
+            s.all_down = true;
+            log::warn!(
+                "proxy {}: no backend available (first refused client {peer}); {}",
+                cfg.name,
+                if cfg.down_banner.is_some() {
+                    "clients get the down banner"
+                } else {
+                    "clients are reset"
+                }
+            );
+        }
+    }
+    match &cfg.down_banner {
+        Some(b) => {
+            let sent = timeout(net, cfg.connect_timeout, async {
+                client.write_all(b).await?;
+                client.shutdown().await
+            })
+            .await;
+            if !matches!(sent, Ok(Ok(()))) {
+                client.reset();
+            }
+        }
+        None => client.reset(),
+    }
 }
 
 async fn proxy_one<C: Resettable>(
     net: &Net,
     cfg: &ProxyConfig,
     state: &RefCell<State>,
-    mut client: C,
+    origin: &[Origin],
+    client: C,
     peer: IpEndpoint,
 ) -> io::Result<()> {
     let mut tried = Vec::new();
     loop {
         let pick = {
             let mut s = state.borrow_mut();
-            s.revive(net.now());
+            s.refresh(net.now());
             s.balancer.pick(client_ip(peer), &tried)
         };
         let Some(i) = pick else {
-            log::warn!(
-                "proxy {}: no backend available for {peer}; connection reset",
-                cfg.name
-            );
-            client.reset();
+            refuse(net, cfg, state, client, peer).await;
             return Ok(());
         };
         tried.push(i);
         let to = cfg.backends[i].endpoint;
-        match timeout(net, cfg.connect_timeout, TcpStream::connect(net, to)).await {
-            Ok(Ok(mut backend)) => {
-                backend.set_nodelay(true);
-                if let (Some(v), Some(local)) = (cfg.backends[i].proxy_protocol, client.local()) {
-                    use tokio::io::AsyncWriteExt;
-                    let tls = client.tls_facts();
-                    let h = header(v, socket_addr(peer), socket_addr(local), tls.as_ref());
-                    backend.write_all(&h).await?;
-                }
-                {
-                    let mut s = state.borrow_mut();
-                    s.fails[i] = 0;
-                    s.balancer.opened(i);
-                }
-                let r = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
-                state.borrow_mut().balancer.closed(i);
-                return r.map(drop);
+        let connected = timeout(net, cfg.connect_timeout, async {
+            let tcp = TcpStream::connect(net, to).await?;
+            tcp.set_nodelay(true);
+            Ok::<_, io::Error>(tcp)
+        })
+        .await;
+        let mut backend = match connected {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                fail(net, cfg, state, i, &e.to_string());
+                continue;
             }
-            Ok(Err(e)) => fail(net, cfg, state, i, &e.to_string()),
-            Err(_) => fail(net, cfg, state, i, "connect timed out"),
+            Err(_) => {
+                fail(net, cfg, state, i, "connect timed out");
+                continue;
+            }
+        };
+        if let (Some(v), Some(local)) = (cfg.backends[i].proxy_protocol, client.local()) {
+            use tokio::io::AsyncWriteExt;
+            let tls = client.tls_facts();
+            let h = header(v, socket_addr(peer), socket_addr(local), tls.as_ref());
+            backend.write_all(&h).await?;
+        }
+        return match &origin[i] {
+            None => relay(net, cfg, state, i, client, backend).await,
+            Some((tc, name)) => {
+                let hs = timeout(
+                    net,
+                    cfg.connect_timeout,
+                    sixstack_tls::client::handshake(backend, name, tc.clone()),
+                )
+                .await;
+                match hs {
+                    Ok(Ok(b)) => relay(net, cfg, state, i, client, b).await,
+                    Ok(Err(e)) => {
+                        fail(net, cfg, state, i, &format!("TLS handshake: {e}"));
+                        continue;
+                    }
+                    Err(_) => {
+                        fail(net, cfg, state, i, "TLS handshake timed out");
+                        continue;
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// Splices a client and its backend `i` until both close (or idle out), counting on the
+/// board.
+async fn relay<C: Resettable, B: Resettable>(
+    net: &Net,
+    cfg: &ProxyConfig,
+    state: &RefCell<State>,
+    i: usize,
+    mut client: C,
+    mut backend: B,
+) -> io::Result<()> {
+    let slots = {
+        let mut s = state.borrow_mut();
+        s.fails[i] = 0;
+        s.all_down = false;
+        s.balancer.opened(i);
+        s.slots.slot(i).opened();
+        s.slots.clone()
+    };
+    let slot = slots.slot(i);
+    let r = splice(net, &mut client, &mut backend, cfg.idle_timeout, |m| {
+        if m.to_backend > 0 {
+            slot.to_backend(m.to_backend as usize);
+        }
+        if m.to_client > 0 {
+            slot.to_client(m.to_client as usize);
+        }
+    })
+    .await;
+    state.borrow_mut().balancer.closed(i);
+    slot.closed();
+    match r {
+        Ok(End::Closed) => Ok(()),
+        Ok(End::Idle) => {
+            log::info!(
+                "proxy {}: connection to {} idle for {:?}; closed",
+                cfg.name,
+                cfg.backends[i].name,
+                cfg.idle_timeout.unwrap_or_default()
+            );
+            client.reset();
+            backend.reset();
+            Ok(())
+        }
+        Err(e) => {
+            // One side failed: the other must not mistake the end for a clean close.
+            client.reset();
+            backend.reset();
+            Err(e)
         }
     }
 }
@@ -279,11 +497,12 @@ async fn check_loop(
     state: &RefCell<State>,
     i: usize,
     h: &HealthCheck,
+    tls: Option<&(Arc<ClientConfig>, String)>,
 ) {
     let ep = cfg.backends[i].endpoint;
     while !net.is_draining() {
         let passed = matches!(
-            timeout(net, h.timeout, check_once(net, ep, h)).await,
+            timeout(net, h.timeout, check_once(net, ep, h, tls)).await,
             Ok(Ok(true))
         );
         let flipped = state.borrow_mut().checked(i, passed, h.rise, h.fall);
@@ -303,10 +522,30 @@ async fn check_loop(
     }
 }
 
-/// One check: connect, send, read until the expected bytes appear.
-async fn check_once(net: &Net, ep: IpEndpoint, h: &HealthCheck) -> io::Result<bool> {
+/// One check: connect (and the TLS handshake for a TLS backend), send, read until the
+/// expected bytes appear.
+async fn check_once(
+    net: &Net,
+    ep: IpEndpoint,
+    h: &HealthCheck,
+    tls: Option<&(Arc<ClientConfig>, String)>,
+) -> io::Result<bool> {
+    let s = TcpStream::connect(net, ep).await?;
+    match tls {
+        None => converse(s, h).await,
+        Some((c, name)) => {
+            converse(
+                sixstack_tls::client::handshake(s, name, c.clone()).await?,
+                h,
+            )
+            .await
+        }
+    }
+}
+
+/// The send/expect part of a check.
+async fn converse<S: Resettable>(mut s: S, h: &HealthCheck) -> io::Result<bool> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = TcpStream::connect(net, ep).await?;
     if !h.send.is_empty() {
         s.write_all(&h.send).await?;
     }
@@ -323,7 +562,7 @@ async fn check_once(net: &Net, ep: IpEndpoint, h: &HealthCheck) -> io::Result<bo
             .windows(h.expect.len())
             .any(|w| w == h.expect.as_slice());
     }
-    s.abort();
+    s.reset();
     Ok(ok)
 }
 
@@ -331,8 +570,10 @@ fn fail(net: &Net, cfg: &ProxyConfig, state: &RefCell<State>, i: usize, why: &st
     let mut s = state.borrow_mut();
     s.fails[i] += 1;
     let ep = cfg.backends[i].endpoint;
+    s.slots.slot(i).failed();
     if s.fails[i] >= cfg.eject_after && s.out_until[i].is_none() {
         s.balancer.set_up(i, false);
+        s.slots.slot(i).set_health(Health::Ejected);
         let back = net.now()
             + sixstack_stack::smoltcp::time::Duration::from_micros(
                 cfg.retry_after.as_micros() as u64
