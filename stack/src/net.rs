@@ -82,6 +82,8 @@ pub(crate) const EMBRYONIC_TTL: smoltcp::time::Duration = smoltcp::time::Duratio
 pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
 /// How long a closed socket may linger (FIN handshake, TIME-WAIT) before it is aborted.
 pub(crate) const LINGER: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
+/// How long a socket reset after overstaying [`LINGER`] is kept for its RST to go out.
+pub(crate) const RST_GRACE: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(1);
 
 impl Core {
     /// The shard that owns an ephemeral local port (`port % shards`).
@@ -152,12 +154,22 @@ impl Core {
             let (h, deadline, port, flow) = self.closing[i];
             let s = self.sockets.get_mut::<tcp::Socket>(h);
             let st = s.state();
-            let done = if st == tcp::State::Closed || st == tcp::State::TimeWait {
+            // An aborted socket stays until its RST has gone out (smoltcp forgets the peer
+            // once it has sent it).
+            let rst_pending = st == tcp::State::Closed && s.remote_endpoint().is_some();
+            let done = if (st == tcp::State::Closed && !rst_pending) || st == tcp::State::TimeWait {
                 true
             } else if now >= deadline {
-                s.abort();
-                self.counters.sockets_aborted += 1;
-                true
+                if rst_pending {
+                    // Never sent (the link refused it): give up on it.
+                    true
+                } else {
+                    // Overstayed: reset it, and keep it one more linger for the RST.
+                    s.abort();
+                    self.counters.sockets_aborted += 1;
+                    self.closing[i].1 = now + RST_GRACE;
+                    false
+                }
             } else {
                 false
             };

@@ -593,7 +593,9 @@ impl Drop for TcpStream {
         let now = self.net.now();
         let mut core = self.net.core();
         let s = core.sockets.get_mut::<tcp::Socket>(self.handle);
-        if s.state() == tcp::State::Closed {
+        // Closed and forgotten by smoltcp: nothing left to send. Closed with a peer still
+        // known means an abort whose RST has not gone out yet: it lingers until it has.
+        if s.state() == tcp::State::Closed && s.remote_endpoint().is_none() {
             core.sockets.remove(self.handle);
             if let Some(p) = self.port {
                 core.ports.remove(&p);

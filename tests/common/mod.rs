@@ -14,6 +14,8 @@ use sixstack::config::Config;
 use sixstack::lab::Lab;
 use sixstack_drivers::netdev;
 
+pub mod backend;
+
 static NEXT: AtomicU32 = AtomicU32::new(1);
 
 /// A lab that is removed when dropped, also when the test fails.
