@@ -147,10 +147,12 @@ fn tls_terminated_at_the_listener() {
     let app = start_appliance_with(&text, |_, _| {});
     let ca = format!("{}/ca.pem", sixstack::LAB_TLS_DIR);
     let stack = g.lab.stack4();
+    let web = SocketAddr::new(g.lab.peer4().into(), 9200);
     drop(in_ns(&g.lab.peer_ns, move || {
+        // The backend first (python can take a while to start), then the listener.
+        connect_retry(web);
         connect_retry(SocketAddr::new(stack.into(), 8443))
     }));
-    std::thread::sleep(Duration::from_millis(300));
 
     // curl over TLS to the listener, plain HTTP behind it.
     let out = std::process::Command::new("ip")
@@ -186,7 +188,7 @@ fn tls_terminated_at_the_listener() {
             "-c",
             &format!(
                 "(printf 'through the proxy\\n'; sleep 1) | timeout 10 openssl s_client \
-                 -connect {stack}:8444 -servername sixstack.lab -CAfile {ca} -quiet 2>&1"
+                 -connect {stack}:8444 -servername sixstack.lab -CAfile {ca} -quiet -no_ign_eof 2>&1"
             ),
         ],
     );
@@ -358,7 +360,7 @@ fn proxy_protocol_tells_the_backend_who_the_client_is() {
             &format!(
                 "sleep 1 | timeout 10 openssl s_client -connect {stack}:8091 -servername \
                  sixstack.lab -CAfile {dir}/ca.pem -cert {dir}/client.pem -key {dir}/client.key \
-                 -quiet 2>&1"
+                 -quiet -no_ign_eof 2>&1"
             ),
         ],
     );

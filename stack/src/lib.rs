@@ -15,6 +15,7 @@ mod config;
 mod disk;
 mod executor;
 mod flow;
+mod hairpin;
 mod icmp;
 mod ingress;
 mod listen;

@@ -18,7 +18,7 @@ use smoltcp::wire::IpListenEndpoint;
 
 use crate::flow::FlowKey;
 use crate::net::{Core, FlowEntry};
-use crate::sockets::{Sets, Sock, LISTEN_SET};
+use crate::sockets::{Sock, LISTEN_SET};
 
 /// One listener's state in the shard.
 #[derive(Debug)]
@@ -80,6 +80,7 @@ impl Core {
     /// took it, that socket moves to its connection bucket as a pending handshake and the
     /// listener is armed again.
     pub(crate) fn syn_taken(&mut self, key: &FlowKey, now: Instant) {
+        let set = self.set_for(key);
         for id in 0..self.listeners.len() {
             let Some(ls) = self.listeners[id].as_mut() else {
                 continue;
@@ -91,7 +92,7 @@ impl Core {
             if s.state() == tcp::State::Listen {
                 continue;
             }
-            let sock = self.sockets.move_to(armed, Sets::bucket_for(key));
+            let sock = self.sockets.move_to(armed, set);
             if let Some(w) = &ls.waker {
                 self.sockets
                     .get_mut::<tcp::Socket>(sock)

@@ -86,6 +86,16 @@ pub(crate) const LINGER: smoltcp::time::Duration = smoltcp::time::Duration::from
 pub(crate) const RST_GRACE: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(1);
 
 impl Core {
+    /// The socket set a connection lives in: its flow's bucket, or the local set when the
+    /// peer is one of the stack's own addresses (its frames loop back, see `hairpin`).
+    pub(crate) fn set_for(&self, key: &FlowKey) -> u32 {
+        if self.iface.has_ip_addr(key.remote) {
+            crate::sockets::LOCAL_SET
+        } else {
+            Sets::bucket_for(key)
+        }
+    }
+
     /// The shard that owns an ephemeral local port (`port % shards`).
     pub(crate) fn port_owner(&self, port: u16) -> Option<u32> {
         (self.shards > 1 && EPHEMERAL.contains(&port)).then(|| u32::from(port) % self.shards)

@@ -117,6 +117,8 @@ pub struct Shard<L: Link> {
     last_publish: Instant,
     last_sweep: Instant,
     egress_work: Vec<u32>,
+    /// Frames from the stack to its own addresses, on their way back in.
+    hairpin: crate::hairpin::Hairpin,
     last_reap: Instant,
 }
 
@@ -282,6 +284,7 @@ impl<L: Link> Shard<L> {
             last_publish: now,
             last_sweep: now,
             egress_work: Vec::new(),
+            hairpin: crate::hairpin::Hairpin::default(),
             last_reap: now,
         })
     }
@@ -371,6 +374,20 @@ impl<L: Link> Shard<L> {
                     steer(core, mesh, counters, caps, frame, tx, now, 0, &mut np);
                 });
             }
+            // Frames the stack sent to itself last round (replies they cause loop too).
+            if !self.hairpin.is_empty() {
+                worked = true;
+                for _ in 0..RX_BATCH {
+                    let Some(frame) = self.hairpin.pop() else {
+                        break;
+                    };
+                    let tx = self.hairpin.tx();
+                    steer(core, mesh, counters, caps, &frame, tx, now, 0, &mut np);
+                    self.hairpin.recycle(frame);
+                }
+                // A connection waiting for its own address to resolve goes on at once.
+                core.sockets.mark(crate::sockets::LOCAL_SET);
+            }
             self.stats.np_ns += np;
         }
         self.net.timers().fire(now);
@@ -408,9 +425,17 @@ impl<L: Link> Shard<L> {
                 // it keeps sending (bounded), so a connection with a full window goes out
                 // in one round instead of one segment per round.
                 for _ in 0..EGRESS_PASSES {
-                    let sent =
+                    let sent = if set == crate::sockets::LOCAL_SET {
+                        let mut dev = crate::hairpin::HairpinDev {
+                            queue: &mut self.hairpin,
+                            caps: self.caps.clone(),
+                        };
                         core.iface
-                            .poll_egress(now, &mut self.link, core.sockets.set_mut(set));
+                            .poll_egress(now, &mut dev, core.sockets.set_mut(set))
+                    } else {
+                        core.iface
+                            .poll_egress(now, &mut self.link, core.sockets.set_mut(set))
+                    };
                     if sent != smoltcp::iface::PollResult::SocketStateChanged {
                         break;
                     }
@@ -508,6 +533,7 @@ impl<L: Link> Shard<L> {
         if self.executor.has_ready()
             || !self.net.inner.spawned.borrow().is_empty()
             || !self.pending.is_empty()
+            || !self.hairpin.is_empty()
         {
             return Some(now);
         }

@@ -3,7 +3,8 @@
 //! every egress poll; here set 0 holds UDP and ICMP sockets, set [`LISTEN_SET`] the
 //! listeners' backlogs (so a datagram's egress poll does not walk hundreds of listening
 //! sockets), and each TCP connection lives in one of [`BUCKETS`] small sets chosen by its
-//! flow hash. Ingress
+//! flow hash; set [`LOCAL_SET`] holds connections from the stack to its own addresses,
+//! whose egress loops back instead of going to the link. Ingress
 //! feeds a frame to the one set its flow table entry names; egress polls only the sets
 //! that were touched or whose timers are due.
 
@@ -20,6 +21,8 @@ use crate::flow::FlowKey;
 pub(crate) const BUCKETS: u32 = 1024;
 /// The set of every listener's backlog of listening (and half-open) sockets.
 pub(crate) const LISTEN_SET: u32 = BUCKETS + 1;
+/// The set of connections to the stack's own addresses (see `hairpin`).
+pub(crate) const LOCAL_SET: u32 = LISTEN_SET + 1;
 
 /// A socket of the shard: which set, and smoltcp's handle in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -40,7 +43,7 @@ pub(crate) struct Sets {
 
 impl Sets {
     pub(crate) fn new() -> Sets {
-        let n = LISTEN_SET as usize + 1;
+        let n = LOCAL_SET as usize + 1;
         Sets {
             sets: (0..n).map(|_| SocketSet::new(Vec::new())).collect(),
             dirty: vec![false; n],

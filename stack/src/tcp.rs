@@ -20,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::flow::{FlowKey, Proto};
 use crate::listen::ListenState;
 use crate::net::FlowEntry;
-use crate::sockets::{Sets, Sock};
+use crate::sockets::Sock;
 use crate::Net;
 
 /// How long an active open may take before it fails with `TimedOut`.
@@ -300,7 +300,8 @@ impl TcpStream {
                 remote: remote.addr,
                 remote_port: remote.port,
             };
-            let h = core.sockets.add_to(Sets::bucket_for(&key), s);
+            let set = core.set_for(&key);
+            let h = core.sockets.add_to(set, s);
             let since = net.now();
             core.flows.insert(
                 key,

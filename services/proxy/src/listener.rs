@@ -482,10 +482,15 @@ async fn relay<C: Resettable, B: Resettable>(
             Ok(())
         }
         Err(e) => {
-            // One side failed: the other must not mistake the end for a clean close.
-            client.reset();
-            backend.reset();
-            Err(e)
+            // A side whose stream was cut short must not mistake the end for a clean close;
+            // one that already got everything up to its end of file is closed normally.
+            if !e.client_complete {
+                client.reset();
+            }
+            if !e.backend_complete {
+                backend.reset();
+            }
+            Err(e.error)
         }
     }
 }

@@ -61,6 +61,25 @@ pub enum End {
     Idle,
 }
 
+/// A splice that failed: the error, and which sides had already received everything the
+/// other sent up to its end of file (those may be closed normally; the others must learn
+/// that their stream is incomplete, by a reset).
+#[derive(Debug)]
+pub struct SpliceError {
+    /// What failed.
+    pub error: io::Error,
+    /// The client got the backend's whole stream.
+    pub client_complete: bool,
+    /// The backend got the client's whole stream.
+    pub backend_complete: bool,
+}
+
+impl std::fmt::Display for SpliceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
 /// Bytes moved, per direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Moved {
@@ -159,7 +178,7 @@ pub async fn splice<C: Splice, B: Splice>(
     backend: &mut B,
     idle: Option<Duration>,
     mut moved: impl FnMut(Moved),
-) -> io::Result<End> {
+) -> Result<End, SpliceError> {
     let mut up = Dir::new();
     let mut down = Dir::new();
     let mut last = net.now();
@@ -178,7 +197,7 @@ pub async fn splice<C: Splice, B: Splice>(
                             });
                         }
                     }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(failed(e, &up, &down))),
                     Poll::Pending => {}
                 }
             }
@@ -193,7 +212,7 @@ pub async fn splice<C: Splice, B: Splice>(
                             });
                         }
                     }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(failed(e, &up, &down))),
                     Poll::Pending => {}
                 }
             }
@@ -201,7 +220,8 @@ pub async fn splice<C: Splice, B: Splice>(
                 return Poll::Ready(Ok(End::Closed));
             }
             if !progress {
-                return poll_idle(net, idle, &mut timer, last, cx);
+                return poll_idle(net, idle, &mut timer, last, cx)
+                    .map_err(|e| failed(e, &up, &down));
             }
             last = net.now();
         }
@@ -210,6 +230,14 @@ pub async fn splice<C: Splice, B: Splice>(
         Poll::Pending
     })
     .await
+}
+
+fn failed(error: io::Error, up: &Dir, down: &Dir) -> SpliceError {
+    SpliceError {
+        error,
+        client_complete: down.done,
+        backend_complete: up.done,
+    }
 }
 
 /// Whether the idle limit has run out since `last`; re-arms the timer from `last` when it
