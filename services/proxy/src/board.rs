@@ -49,7 +49,13 @@ impl Health {
     }
 }
 
-/// One shard's counters for one backend.
+/// Adds to a counter only its own shard writes: a plain load and store, no locked
+/// read-modify-write on the data path.
+fn bump(c: &AtomicU64, n: u64) {
+    c.store(c.load(Relaxed).wrapping_add(n), Relaxed);
+}
+
+/// One shard's counters for one backend (written by that shard only).
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub struct Slot {
@@ -64,28 +70,28 @@ pub struct Slot {
 impl Slot {
     /// A connection to the backend was opened.
     pub fn opened(&self) {
-        self.opened.fetch_add(1, Relaxed);
-        self.active.fetch_add(1, Relaxed);
+        bump(&self.opened, 1);
+        bump(&self.active, 1);
     }
 
     /// A connection opened with [`Slot::opened`] ended.
     pub fn closed(&self) {
-        self.active.fetch_sub(1, Relaxed);
+        bump(&self.active, u64::MAX);
     }
 
     /// A connect failed or timed out.
     pub fn failed(&self) {
-        self.failed.fetch_add(1, Relaxed);
+        bump(&self.failed, 1);
     }
 
     /// Bytes moved from the client to the backend.
     pub fn to_backend(&self, n: usize) {
-        self.to_backend.fetch_add(n as u64, Relaxed);
+        bump(&self.to_backend, n as u64);
     }
 
     /// Bytes moved from the backend to the client.
     pub fn to_client(&self, n: usize) {
-        self.to_client.fetch_add(n as u64, Relaxed);
+        bump(&self.to_client, n as u64);
     }
 
     /// This shard's view of the backend's health.
@@ -109,7 +115,7 @@ impl ShardBoard {
 
     /// A client was turned away because no backend was available.
     pub fn refused(&self) {
-        self.refused.fetch_add(1, Relaxed);
+        bump(&self.refused, 1);
     }
 }
 
