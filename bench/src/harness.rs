@@ -3,6 +3,9 @@
 //! (round by round: kernel, sixstack-xdp, sixstack-tap, ...), every server pinned to the
 //! same core and every client to another, with CPU accounting for each run. `report` turns
 //! the raw runs into medians, ratios against the kernel, a Markdown table and an SVG chart.
+//! The proxy workloads compare sixstack's proxy listener with HAProxy instead ([`proxy`]).
+
+mod proxy;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -31,6 +34,15 @@ pub enum Server {
     /// `openssl s_server` on the kernel's stack (the veth lab, the kernel server's address
     /// and core); TLS workloads only.
     KernelOpenssl,
+    /// sixstack's `[[proxy]]` listeners, in the same appliance as [`Server::Xdp`], in front
+    /// of the bench's backends; proxy workloads only.
+    SixstackProxy,
+    /// HAProxy on the kernel's stack in the appliance namespace, core 1, in front of the same
+    /// backends; proxy workloads only.
+    Haproxy,
+    /// No proxy: the client talks to one backend itself (the baseline of the added
+    /// latency); proxy workloads only.
+    Direct,
 }
 
 /// Where the TLS workloads' certificates live (ECDSA P-256, for every TLS server).
@@ -48,18 +60,44 @@ impl Server {
             Server::KernelJumbo => "kernel-jumbo",
             Server::XdpJumbo => "sixstack-xdp-jumbo",
             Server::KernelOpenssl => "kernel-openssl",
+            Server::SixstackProxy => "sixstack-proxy",
+            Server::Haproxy => "haproxy",
+            Server::Direct => "direct",
         }
     }
 
     /// Whether the server runs `workload`: the jumbo-frame servers only move bulk data, the
-    /// TLS workloads run against sixstack over AF_XDP and `openssl s_server` only.
+    /// TLS workloads run against sixstack over AF_XDP and `openssl s_server` only, the proxy
+    /// workloads against the two proxies and the direct baseline only.
     pub fn runs(self, workload: &Workload) -> bool {
-        let tls = workload.is_tls();
+        let (tls, proxied) = (workload.is_tls(), workload.is_proxy());
         match self {
+            Server::SixstackProxy | Server::Haproxy | Server::Direct => proxied,
+            _ if proxied => false,
             Server::KernelJumbo | Server::XdpJumbo => workload.port == 9,
             Server::KernelOpenssl => tls,
             Server::Xdp => true,
             Server::Kernel | Server::KernelOffloads | Server::Tap => !tls,
+        }
+    }
+
+    /// Whether the server is one of the proxy comparison's (needs the backends).
+    fn is_proxy_side(self) -> bool {
+        matches!(
+            self,
+            Server::SixstackProxy | Server::Haproxy | Server::Direct
+        )
+    }
+
+    /// The `ADDR:PORT` the client drives for `workload`.
+    fn target_for(self, workload: &Workload) -> String {
+        match self {
+            Server::Direct => format!(
+                "{}:{}",
+                proxy::BACKEND_ADDR,
+                proxy::direct_port(workload.port)
+            ),
+            _ => format!("{}:{}", self.target(), workload.port),
         }
     }
 
@@ -72,6 +110,9 @@ impl Server {
             Server::KernelJumbo => "10.80.0.3",
             Server::XdpJumbo => "10.80.0.2",
             Server::KernelOpenssl => "10.77.0.3",
+            Server::SixstackProxy => "10.77.0.2",
+            Server::Haproxy => proxy::HAPROXY_ADDR,
+            Server::Direct => proxy::BACKEND_ADDR,
         }
     }
 
@@ -92,7 +133,8 @@ pub struct Workload {
     pub name: &'static str,
     /// Client arguments.
     pub args: Vec<&'static str>,
-    /// Server port: 7 (echo) or 9 (discard).
+    /// Server port: 7 (echo), 9 (discard), 7443 (TLS discard), or the proxies' 8007 (echo
+    /// backends) and 8009 (discard backends).
     pub port: u16,
 }
 
@@ -100,6 +142,12 @@ impl Workload {
     /// Whether it is one of the TLS workloads (run against sixstack and OpenSSL only).
     pub fn is_tls(&self) -> bool {
         self.name.starts_with("tls_")
+    }
+
+    /// Whether it is one of the proxy workloads (run through the two proxies and directly
+    /// against a backend only).
+    pub fn is_proxy(&self) -> bool {
+        self.name.starts_with("proxy_")
     }
 }
 
@@ -186,6 +234,21 @@ pub fn workloads(all: bool) -> Vec<Workload> {
             args: vec!["open-loop", "--rate", "10000"],
             port: 7,
         },
+        Workload {
+            name: "proxy_connect_request_close",
+            args: vec!["crr"],
+            port: proxy::ECHO_PORT,
+        },
+        Workload {
+            name: "proxy_rr_1B_1conn",
+            args: vec!["rr", "--size", "1", "--conns", "1"],
+            port: proxy::ECHO_PORT,
+        },
+        Workload {
+            name: "proxy_bulk_1stream",
+            args: vec!["bulk"],
+            port: proxy::DISCARD_PORT,
+        },
     ];
     if all {
         w.push(Workload {
@@ -263,6 +326,29 @@ fn softirq(core: usize) -> f64 {
         .map_or(0.0, |t| t / clock_ticks())
 }
 
+/// Non-idle seconds of `core` so far (/proc/stat: user, nice, system, irq, softirq, steal):
+/// everything the core did for whatever ran on it, each tick counted once (with tick-based
+/// accounting a softirq tick is charged to both the running task and the softirq counter).
+fn core_busy(core: usize) -> f64 {
+    let Ok(s) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let tag = format!("cpu{core} ");
+    s.lines()
+        .find(|l| l.starts_with(&tag))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(1)
+                .take(8)
+                .enumerate()
+                // Skip idle (3) and iowait (4).
+                .filter(|(i, _)| *i != 3 && *i != 4)
+                .filter_map(|(_, v)| v.parse::<f64>().ok())
+                .sum::<f64>()
+        })
+        .map_or(0.0, |t| t / clock_ticks())
+}
+
 /// Busy seconds of every shard, from a running appliance's control socket.
 fn shard_busy(sixstack: &Path, socket: &str) -> f64 {
     let Ok(out) = sh(Command::new(sixstack).args(["stats", "--json", "--socket", socket])) else {
@@ -307,13 +393,20 @@ impl Drop for Running {
 /// The labs and servers of one session; everything is removed when dropped.
 struct Session {
     sixstack: PathBuf,
-    servers: Vec<(Server, Running)>,
+    /// The server processes: one appliance serves both `sixstack-xdp` and `sixstack-proxy`.
+    procs: Vec<Running>,
+    /// Each server of the plan with its process in `procs` (none for the direct baseline).
+    servers: Vec<(Server, Option<usize>)>,
+    /// The proxies' backends, stopped after the proxies.
+    backends: Vec<Running>,
     labs: Vec<&'static str>,
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
         self.servers.clear();
+        self.procs.clear();
+        self.backends.clear();
         for lab in &self.labs {
             let mut c = Command::new(&self.sixstack);
             c.args(["lab", "down"]);
@@ -344,8 +437,9 @@ const fn bulk_buffer(server: Server) -> usize {
     }
 }
 
-/// The appliance's configuration as `server`; `tls` adds the TLS discard service.
-fn appliance_config(server: Server, socket: &str, tls: bool) -> String {
+/// The appliance's configuration as `server`; `tls` adds the TLS discard service, `proxy`
+/// the proxy listeners in front of the bench's backends.
+fn appliance_config(server: Server, socket: &str, tls: bool, proxy: bool) -> String {
     let (name, driver, ns, addr) = match server {
         Server::Tap => ("sixtap0", "tap", "sixtap", "10.78.0.2"),
         Server::XdpJumbo => ("sixj0", "af_xdp", "sixjapp", "10.80.0.2"),
@@ -360,24 +454,30 @@ fn appliance_config(server: Server, socket: &str, tls: bool) -> String {
     } else {
         String::new()
     };
+    let proxy = if proxy {
+        proxy::appliance_section()
+    } else {
+        String::new()
+    };
     format!(
         "[interface]\nname = \"{name}\"\ndriver = \"{driver}\"\nnetns = \"{ns}\"\ncores = [1]\n\n\
          [addresses]\nipv4 = \"{addr}/24\"\n\n[tcp]\nbacklog = 512\n\n\
          [control]\nsocket = \"{socket}\"\n\n{tls}\
-         [[service]]\nkind = \"echo\"\nport = 7\n\n[[service]]\nkind = \"discard\"\nport = 9\nproto = \"tcp\"\nrx_buffer = {buf}\n"
+         [[service]]\nkind = \"echo\"\nport = 7\n\n[[service]]\nkind = \"discard\"\nport = 9\nproto = \"tcp\"\nrx_buffer = {buf}\n{proxy}"
     )
 }
 
 fn start_labs(plan: &Plan) -> Result<Session, String> {
     let mut session = Session {
         sixstack: plan.sixstack.clone(),
+        procs: Vec::new(),
         servers: Vec::new(),
+        backends: Vec::new(),
         labs: Vec::new(),
     };
-    let veth = plan
-        .servers
-        .iter()
-        .any(|s| matches!(s, Server::Kernel | Server::Xdp | Server::KernelOpenssl));
+    let veth = plan.servers.iter().any(|s| {
+        matches!(s, Server::Kernel | Server::Xdp | Server::KernelOpenssl) || s.is_proxy_side()
+    });
     if plan.servers.contains(&Server::KernelOffloads) {
         let _ = sh(Command::new(&plan.sixstack).args(["lab", "down", "--kernel-offloads"]));
         sh(Command::new(&plan.sixstack).args(["lab", "up", "--kernel-offloads"]))?;
@@ -428,8 +528,24 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
 }
 
 fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
+    let proxied = plan.workloads.iter().any(Workload::is_proxy);
+    if proxied && plan.servers.iter().any(|s| s.is_proxy_side()) {
+        session.backends = proxy::start_backends(plan)?;
+    }
+    // The appliance's index in `procs`: `sixstack-xdp` and `sixstack-proxy` share it.
+    let mut appliance = None;
     for &server in &plan.servers {
         let running = match server {
+            Server::Direct => {
+                session.servers.push((server, None));
+                continue;
+            }
+            Server::Haproxy if !proxied => continue,
+            Server::Xdp | Server::SixstackProxy if appliance.is_some() => {
+                session.servers.push((server, appliance));
+                continue;
+            }
+            Server::Haproxy => proxy::start_haproxy()?,
             Server::Kernel | Server::KernelOffloads | Server::KernelJumbo => {
                 let (ns, listen) = match server {
                     Server::Kernel => ("sixapp", "10.77.0.3:7"),
@@ -475,36 +591,53 @@ fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
                     socket: None,
                 }
             }
-            Server::Xdp | Server::Tap | Server::XdpJumbo => {
-                let socket = format!("/run/sixstack/bench-{}.sock", server.name());
-                let cfg =
-                    std::env::temp_dir().join(format!("sixstack-bench-{}.toml", server.name()));
-                let tls = server == Server::Xdp && plan.workloads.iter().any(Workload::is_tls);
-                std::fs::write(&cfg, appliance_config(server, &socket, tls))
+            Server::Xdp | Server::SixstackProxy | Server::Tap | Server::XdpJumbo => {
+                let app = if server == Server::SixstackProxy {
+                    Server::Xdp
+                } else {
+                    server
+                };
+                let socket = format!("/run/sixstack/bench-{}.sock", app.name());
+                let cfg = std::env::temp_dir().join(format!("sixstack-bench-{}.toml", app.name()));
+                let tls = app == Server::Xdp && plan.workloads.iter().any(Workload::is_tls);
+                let with_proxy =
+                    app == Server::Xdp && proxied && plan.servers.contains(&Server::SixstackProxy);
+                std::fs::write(&cfg, appliance_config(app, &socket, tls, with_proxy))
                     .map_err(|e| format!("{}: {e}", cfg.display()))?;
+                // Warnings go to a log beside the configuration, quoted if it does not start.
+                let log_path = cfg.with_extension("log");
+                let log = std::fs::File::create(&log_path)
+                    .map_err(|e| format!("{}: {e}", log_path.display()))?;
                 let child = Command::new(&plan.sixstack)
                     .args(["run", "--config"])
                     .arg(&cfg)
                     .env("RUST_LOG", "warn")
                     .stdout(Stdio::null())
-                    .stderr(Stdio::null())
+                    .stderr(log)
                     .spawn()
                     .map_err(|e| format!("sixstack run: {e}"))?;
-                let r = Running {
+                let mut r = Running {
                     child,
                     socket: Some(socket.clone()),
                 };
                 let t = Instant::now();
                 while !Path::new(&socket).exists() {
-                    if t.elapsed() > Duration::from_secs(20) {
-                        return Err(format!("{} did not start", server.name()));
+                    let exited = matches!(r.child.try_wait(), Ok(Some(_)));
+                    if exited || t.elapsed() > Duration::from_secs(20) {
+                        let why = std::fs::read_to_string(&log_path).unwrap_or_default();
+                        return Err(format!("{} did not start: {}", app.name(), why.trim()));
                     }
                     std::thread::sleep(Duration::from_millis(50));
                 }
                 r
             }
         };
-        session.servers.push((server, running));
+        session.procs.push(running);
+        let i = session.procs.len() - 1;
+        if matches!(server, Server::Xdp | Server::SixstackProxy) {
+            appliance = Some(i);
+        }
+        session.servers.push((server, Some(i)));
     }
     std::thread::sleep(Duration::from_millis(500));
     Ok(())
@@ -552,18 +685,20 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
     let warmup = plan.warmup.to_string();
     for round in 0..plan.rounds {
         for w in &plan.workloads {
-            for (server, running) in &session.servers {
+            for &(server, proc) in &session.servers {
                 if !server.runs(w) {
                     continue;
                 }
-                let target = format!("{}:{}", server.target(), w.port);
-                let pid = running.child.id();
-                let cpu0 = proc_cpu(pid);
-                let soft0 = softirq(1);
-                let busy0 = running
-                    .socket
-                    .as_deref()
-                    .map_or(0.0, |s| shard_busy(&plan.sixstack, s));
+                let target = server.target_for(w);
+                // The direct baseline has no server process of its own: no CPU to count.
+                let running = proc.map(|i| &session.procs[i]);
+                let pid = running.map(|r| r.child.id());
+                let cpu_now = || pid.map_or(0.0, proc_cpu);
+                let soft_now = || if pid.is_some() { softirq(1) } else { 0.0 };
+                let core_now = || if pid.is_some() { core_busy(1) } else { 0.0 };
+                let socket = running.and_then(|r| r.socket.as_deref());
+                let busy_now = || socket.map_or(0.0, |s| shard_busy(&plan.sixstack, s));
+                let (cpu0, soft0, core0, busy0) = (cpu_now(), soft_now(), core_now(), busy_now());
                 let t = Instant::now();
                 let mut cmd = Command::new("ip");
                 cmd.args(["netns", "exec", server.client_ns(), "taskset", "-c", "0"])
@@ -574,13 +709,10 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
                     ]);
                 let out = cmd.output().map_err(|e| format!("client: {e}"))?;
                 let wall = t.elapsed().as_secs_f64();
-                let cpu = proc_cpu(pid) - cpu0;
-                let soft = softirq(1) - soft0;
-                let busy = running
-                    .socket
-                    .as_deref()
-                    .map_or(0.0, |s| shard_busy(&plan.sixstack, s))
-                    - busy0;
+                let cpu = cpu_now() - cpu0;
+                let soft = soft_now() - soft0;
+                let core = core_now() - core0;
+                let busy = busy_now() - busy0;
                 let text = String::from_utf8_lossy(&out.stdout);
                 let result: Value = serde_json::from_str(text.trim()).unwrap_or_else(
                     |_| json!({"error": String::from_utf8_lossy(&out.stderr).trim().to_string()}),
@@ -599,6 +731,7 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
                     "result": result,
                     "server_cpu_s": cpu,
                     "server_core_softirq_s": soft,
+                    "server_core_busy_s": core,
                     "shard_busy_s": busy,
                     "wall_s": wall,
                 }));
@@ -628,7 +761,7 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
         },
         "secs": plan.secs,
         "rounds": plan.rounds,
-        "pinning": "servers on core 1, clients on core 0",
+        "pinning": "servers on core 1, clients (and the proxies' backends) on core 0",
         "ceiling": ceiling,
         "runs": runs,
     });
@@ -675,6 +808,10 @@ pub struct Cell {
     pub busy_us: f64,
     /// Gbit/s (bulk only).
     pub gbps: f64,
+    /// The server core's non-idle time ÷ wall time: the cores the server kept busy.
+    pub cores: f64,
+    /// For sixstack: shards' busy time ÷ wall time (0 for the others).
+    pub busy_cores: f64,
     /// Runs with errors.
     pub failed: usize,
 }
@@ -698,6 +835,14 @@ pub fn summarize(raw: &Value) -> BTreeMap<(String, String), Cell> {
                 .collect();
             let f = |get: &dyn Fn(&Value) -> f64| {
                 median(ok.iter().map(|r| get(r)).collect()).unwrap_or(0.0)
+            };
+            let per_wall = |r: &Value, v: f64| {
+                let wall = r["wall_s"].as_f64().unwrap_or(0.0);
+                if wall > 0.0 {
+                    v / wall
+                } else {
+                    0.0
+                }
             };
             let per_tx = |r: &Value, v: f64| {
                 let tx = r["result"]["transactions"].as_f64().unwrap_or(0.0);
@@ -727,6 +872,8 @@ pub fn summarize(raw: &Value) -> BTreeMap<(String, String), Cell> {
                         * 8.0
                         / 1e9
                 }),
+                cores: f(&|r| per_wall(r, r["server_core_busy_s"].as_f64().unwrap_or(0.0))),
+                busy_cores: f(&|r| per_wall(r, r["shard_busy_s"].as_f64().unwrap_or(0.0))),
                 failed: runs.len() - ok.len(),
             };
             (k, cell)
@@ -756,17 +903,25 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
         raw["secs"],
         raw["pinning"].as_str().unwrap_or("")
     );
-    let _ = writeln!(
-        s,
-        "| workload | metric | kernel | sixstack-xdp | sixstack-tap | ratio | kernel, offloads on |"
-    );
-    let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
     let workloads: Vec<String> = {
         let mut v: Vec<String> = cells.keys().map(|(w, _)| w.clone()).collect();
         v.dedup();
         v
     };
-    for w in workloads.iter().filter(|w| !w.starts_with("tls_")) {
+    // The kernel table (and its chart) leaves the TLS and proxy workloads to their own
+    // tables; a run of those alone has no kernel table.
+    let kernel_rows: Vec<&String> = workloads
+        .iter()
+        .filter(|w| !w.starts_with("tls_") && !w.starts_with("proxy_"))
+        .collect();
+    if !kernel_rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "| workload | metric | kernel | sixstack-xdp | sixstack-tap | ratio | kernel, offloads on |"
+        );
+        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|");
+    }
+    for &w in &kernel_rows {
         let get = |srv: &str| cells.get(&(w.clone(), srv.to_string())).cloned();
         let (k, x, t) = (get("kernel"), get("sixstack-xdp"), get("sixstack-tap"));
         let ko = get("kernel-offloads");
@@ -807,6 +962,7 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
     }
     render_jumbo(&mut s, &cells, &workloads);
     render_tls(&mut s, &cells);
+    proxy::render(&mut s, &cells);
     let c = &raw["ceiling"];
     if let Some(c64) = c["frames64_per_s"].as_f64() {
         let _ = writeln!(
@@ -839,15 +995,17 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
             }
         }
     }
-    let _ = writeln!(s, "\n![throughput and latency]({svg_name})\n");
-    let _ = writeln!(
-        s,
-        "Server CPU is the server process's user+system time plus the softirq time of the \
-         server's core over the run; shard busy time is the time sixstack's shards spent in \
-         rounds that did work (a busy-polling shard's spinning is in the CPU figure, not in \
-         busy time). On veth the kernel's receive work for a frame runs in the sender's \
-         softirq (the client's core), so the kernel server's CPU here is a lower bound."
-    );
+    if !kernel_rows.is_empty() {
+        let _ = writeln!(s, "\n![throughput and latency]({svg_name})\n");
+        let _ = writeln!(
+            s,
+            "Server CPU is the server process's user+system time plus the softirq time of the \
+             server's core over the run; shard busy time is the time sixstack's shards spent in \
+             rounds that did work (a busy-polling shard's spinning is in the CPU figure, not in \
+             busy time). On veth the kernel's receive work for a frame runs in the sender's \
+             softirq (the client's core), so the kernel server's CPU here is a lower bound."
+        );
+    }
     s
 }
 
@@ -1031,6 +1189,9 @@ pub fn render_svg(raw: &Value) -> String {
     let cells = summarize(raw);
     let mut workloads: Vec<String> = cells.keys().map(|(w, _)| w.clone()).collect();
     workloads.dedup();
+    // The proxy workloads have no kernel figure to be relative to (their table is in the
+    // Markdown report).
+    workloads.retain(|w| !w.starts_with("proxy_"));
     let servers = ["kernel", "sixstack-xdp", "sixstack-tap"];
     let colors = ["#777777", "#1f77b4", "#ff7f0e"];
     let value = |wl: &str, srv: &str| {
@@ -1240,5 +1401,37 @@ mod tests {
         );
         let svg = render_svg(&raw());
         assert!(svg.starts_with("<svg") && svg.contains("2.82"));
+    }
+
+    #[test]
+    fn proxy_section_adds_latency_and_rates_per_core() {
+        let run = |srv: &str, tps: f64, p50: f64, p99: f64, core: f64, busy: f64| {
+            json!({"round": 1, "workload": "proxy_rr_1B_1conn", "server": srv,
+                   "result": {"tps": tps, "transactions": tps * 5.0, "errors": 0, "size": 1,
+                              "latency_us": {"p50": p50, "p99": p99}},
+                   "server_cpu_s": 9.0, "server_core_softirq_s": 9.0, "server_core_busy_s": core,
+                   "shard_busy_s": busy, "wall_s": 6.0})
+        };
+        let raw = json!({"machine": {"host": "h", "cores": 2, "cpu": "c", "kernel": "k"},
+               "secs": 5, "rounds": 1, "pinning": "p", "runs": [
+               run("direct", 50000.0, 10.0, 20.0, 0.0, 0.0),
+               run("haproxy", 8000.0, 110.0, 220.0, 3.0, 0.0),
+               run("sixstack-proxy", 12000.0, 60.0, 120.0, 6.0, 2.0)]});
+        let cells = summarize(&raw);
+        let h = &cells[&("proxy_rr_1B_1conn".to_string(), "haproxy".to_string())];
+        assert_eq!(h.cores, 0.5);
+        let md = render_markdown(&raw, "x.svg");
+        // Not in the kernel table, and not a bar of the chart.
+        assert!(!md.contains("| proxy_rr_1B_1conn | per second |"), "{md}");
+        assert!(!render_svg(&raw).contains("proxy_"));
+        for row in [
+            "| proxy_rr_1B_1conn | transactions/s | 50000.00 | 8000.00 | 12000.00 | 1.50× |",
+            "| proxy_rr_1B_1conn | added p50 µs (vs direct) | - | 100.00 | 50.00 | 0.50× |",
+            "| proxy_rr_1B_1conn | added p99 µs (vs direct) | - | 200.00 | 100.00 | 0.50× |",
+            "| proxy_rr_1B_1conn | transactions/s per proxy core (core 1 busy) | - | 16000.00 | 12000.00 | 0.75× |",
+            "| proxy_rr_1B_1conn | transactions/s per proxy core (HAProxy: core 1 busy; sixstack: shard busy) | - | 16000.00 | 36000.00 | 2.25× |",
+        ] {
+            assert!(md.contains(row), "{row}\n{md}");
+        }
     }
 }

@@ -116,11 +116,14 @@ struct RunArgs {
     warmup: f64,
     /// Servers: kernel, xdp, tap, kernel-offloads (the kernel on a veth with every offload
     /// on, which an XSK cannot use), kernel-jumbo and xdp-jumbo (MTU 9000 lab; bulk only),
-    /// kernel-openssl (`openssl s_server`; TLS workloads only).
+    /// kernel-openssl (`openssl s_server`; TLS workloads only), and for the proxy workloads
+    /// only: sixstack-proxy (the xdp appliance's proxy listeners), haproxy (Debian's, started
+    /// by the bench) and direct (the client straight to a backend).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kernel,xdp,tap,kernel-offloads,kernel-jumbo,xdp-jumbo,kernel-openssl"
+        default_value = "kernel,xdp,tap,kernel-offloads,kernel-jumbo,xdp-jumbo,kernel-openssl,\
+                         sixstack-proxy,haproxy,direct"
     )]
     servers: Vec<String>,
     /// Only these workloads (names as in the report).
@@ -142,6 +145,9 @@ struct ReportArgs {
     /// Folder for the report.
     #[arg(long, default_value = "bench/results")]
     dir: std::path::PathBuf,
+    /// File names' stem (default: <date>-<host>), e.g. 2026-12-01-proxy.
+    #[arg(long)]
+    stem: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -344,10 +350,13 @@ fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
             "kernel-jumbo" => Server::KernelJumbo,
             "kernel-openssl" => Server::KernelOpenssl,
             "xdp-jumbo" => Server::XdpJumbo,
+            "sixstack-proxy" => Server::SixstackProxy,
+            "haproxy" => Server::Haproxy,
+            "direct" => Server::Direct,
             other => {
                 return Err(format!(
                     "unknown server {other:?} (kernel, xdp, tap, kernel-offloads, \
-                     kernel-jumbo, xdp-jumbo, kernel-openssl)"
+                     kernel-jumbo, xdp-jumbo, kernel-openssl, sixstack-proxy, haproxy, direct)"
                 ))
             }
         });
@@ -389,15 +398,19 @@ fn bench_report(a: ReportArgs) -> Result<ExitCode, String> {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|_| "today".into());
-    let stem = format!("{date}-{host}");
+    let stem = a.stem.clone().unwrap_or_else(|| format!("{date}-{host}"));
     std::fs::create_dir_all(&a.dir).map_err(|e| format!("{}: {e}", a.dir.display()))?;
     let svg = format!("{stem}.svg");
     let md = harness::render_markdown(&raw, &svg);
-    for (name, body) in [
+    let mut files = vec![
         (format!("{stem}.md"), md.clone()),
-        (svg.clone(), harness::render_svg(&raw)),
         (format!("{stem}.json"), text.clone()),
-    ] {
+    ];
+    // No chart for a report without the kernel table (a TLS or proxy run alone).
+    if md.contains(&svg) {
+        files.push((svg.clone(), harness::render_svg(&raw)));
+    }
+    for (name, body) in files {
         let p = a.dir.join(&name);
         std::fs::write(&p, body).map_err(|e| format!("{}: {e}", p.display()))?;
     }
