@@ -205,6 +205,15 @@ pub fn proxy_config(cfg: &Config, p: &crate::config::Proxy) -> sixstack_proxy::P
         }),
         idle_timeout: (p.idle_timeout_s > 0.0).then(|| Duration::from_secs_f64(p.idle_timeout_s)),
         down_banner: p.down_banner.clone().map(String::into_bytes),
+        buffers: match (&p.rx_buffer, &p.tx_buffer) {
+            (None, None) => None,
+            (rx, tx) => Some((
+                rx.as_ref()
+                    .map_or(*cfg.file.tcp.rx_buffer.get_ref(), |v| *v.get_ref()),
+                tx.as_ref()
+                    .map_or(*cfg.file.tcp.tx_buffer.get_ref(), |v| *v.get_ref()),
+            )),
+        },
     }
 }
 

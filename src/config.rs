@@ -480,6 +480,13 @@ pub struct Proxy {
     /// are reset. `\r\n` escapes are written as in TOML strings.
     #[serde(default)]
     pub down_banner: Option<String>,
+    /// Receive buffer of each connection, client and backend side (default: `[tcp]
+    /// rx_buffer`): the window each side offers.
+    #[serde(default)]
+    pub rx_buffer: Option<Spanned<usize>>,
+    /// Transmit buffer of each connection, both sides (default: `[tcp] tx_buffer`).
+    #[serde(default)]
+    pub tx_buffer: Option<Spanned<usize>>,
     /// The backends.
     #[serde(default, rename = "backend")]
     pub backends: Vec<ProxyBackend>,
@@ -701,12 +708,21 @@ impl Config {
             .into_iter()
             .flatten()
         });
+        let proxy_buffers = file.proxies.iter().flat_map(|p| {
+            [
+                p.rx_buffer.as_ref().map(|v| (v, "proxy.rx_buffer")),
+                p.tx_buffer.as_ref().map(|v| (v, "proxy.tx_buffer")),
+            ]
+            .into_iter()
+            .flatten()
+        });
         for (v, what) in [
             (&file.tcp.rx_buffer, "tcp.rx_buffer"),
             (&file.tcp.tx_buffer, "tcp.tx_buffer"),
         ]
         .into_iter()
         .chain(service_buffers)
+        .chain(proxy_buffers)
         {
             if !(1024..=64 * 1024 * 1024).contains(v.get_ref()) {
                 return Err(err(

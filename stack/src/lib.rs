@@ -22,6 +22,7 @@ mod listen;
 mod mesh;
 mod net;
 mod oneframe;
+mod pool;
 mod shard;
 mod sockets;
 mod tcp;

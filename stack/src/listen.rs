@@ -42,17 +42,6 @@ impl ListenState {
     }
 }
 
-/// A fresh listening socket with the listener's buffers.
-fn listening_socket(
-    endpoint: IpListenEndpoint,
-    rx: usize,
-    tx: usize,
-) -> Result<tcp::Socket<'static>, tcp::ListenError> {
-    let mut s = crate::tcp::socket_with_buffers(rx, tx);
-    s.listen(endpoint)?;
-    Ok(s)
-}
-
 impl Core {
     /// Arms listener `id` with a listening socket if it has none and its backlog has room.
     /// Fails only for an endpoint smoltcp cannot listen on, which `bind` reports; once a
@@ -64,7 +53,8 @@ impl Core {
         if ls.armed.is_some() || ls.pending.len() >= ls.backlog {
             return Ok(());
         }
-        let s = listening_socket(ls.endpoint, ls.rx_buffer, ls.tx_buffer)?;
+        let mut s = self.pool.take(ls.rx_buffer, ls.tx_buffer);
+        s.listen(ls.endpoint)?;
         ls.armed = Some(self.sockets.add_to(LISTEN_SET, s));
         Ok(())
     }
@@ -125,7 +115,8 @@ impl Core {
                 tcp::State::Closed => {
                     // Reset or timed out before it was accepted: forget it quietly.
                     ls.pending.remove(i);
-                    self.sockets.remove(sock);
+                    let s = self.sockets.remove(sock);
+                    self.pool.give(s);
                     self.flows.remove(&key);
                 }
                 _ => {

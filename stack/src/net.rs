@@ -44,13 +44,17 @@ pub(crate) struct Core {
     pub(crate) sockets: Sets,
     /// Sockets whose owner is gone, with the time by which they must have closed.
     pub(crate) closing: Vec<(Sock, Instant, Option<u16>, Option<FlowKey>)>,
+    /// Closed TCP sockets kept for reuse.
+    pub(crate) pool: crate::pool::SocketPool,
     /// Ephemeral ports in use by connections this shard opened, by socket.
     pub(crate) ports: HashSet<u16>,
     pub(crate) next_port: u16,
     pub(crate) counters: NetCounters,
     /// TCP flows this shard owns: open connections and handshakes under way (`None`
     /// socket: still in a listener's backlog, with the time it was seen).
-    pub(crate) flows: HashMap<FlowKey, FlowEntry>,
+    /// Every TCP connection of the shard, looked up for each frame: foldhash (fast, with a
+    /// per-process random seed) instead of SipHash.
+    pub(crate) flows: HashMap<FlowKey, FlowEntry, foldhash::fast::RandomState>,
     /// TCP ports with a listener on this shard (count of listeners).
     pub(crate) listen_ports: HashMap<u16, u32>,
     /// The listeners, by id (`None`: a free slot).
@@ -184,7 +188,8 @@ impl Core {
                 false
             };
             if done {
-                self.sockets.remove(h);
+                let s = self.sockets.remove(h);
+                self.pool.give(s);
                 if let Some(p) = port {
                     self.ports.remove(&p);
                 }

@@ -231,6 +231,7 @@ impl<L: Link> Shard<L> {
                 iface,
                 sockets: crate::sockets::Sets::new(),
                 closing: Vec::new(),
+                pool: Default::default(),
                 ports: Default::default(),
                 next_port: first_port,
                 counters: NetCounters::default(),

@@ -162,10 +162,10 @@ impl Sets {
         Some((sa?, sb?))
     }
 
-    /// Removes a socket.
-    pub(crate) fn remove(&mut self, sock: Sock) {
-        self.sets[sock.set as usize].remove(sock.handle);
+    /// Removes a socket and returns it (for the pool).
+    pub(crate) fn remove(&mut self, sock: Sock) -> Socket<'static> {
         self.count = self.count.saturating_sub(1);
+        self.sets[sock.set as usize].remove(sock.handle)
     }
 
     /// Sockets held.

@@ -26,22 +26,10 @@ use crate::Net;
 /// How long an active open may take before it fails with `TimedOut`.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn new_socket(net: &Net) -> tcp::Socket<'static> {
-    let cfg = net.config();
-    socket_with_buffers(cfg.tcp_rx_buffer, cfg.tcp_tx_buffer)
-}
-
-/// A TCP socket with receive and transmit buffers of these sizes.
-pub(crate) fn socket_with_buffers(rx: usize, tx: usize) -> tcp::Socket<'static> {
-    tcp::Socket::new(
-        tcp::SocketBuffer::new(vec![0u8; rx]),
-        tcp::SocketBuffer::new(vec![0u8; tx]),
-    )
-}
-
 /// How a listener is set up: its backlog and the buffers of the connections it accepts.
 /// Bulk services want large buffers (a large window), services with many short
-/// connections small ones: every accepted connection allocates and clears both.
+/// connections small ones: each connection holds both (recycled from closed connections of
+/// the same sizes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListenOptions {
     /// Listening sockets kept ready (at least 1).
@@ -261,6 +249,22 @@ impl TcpStream {
         remote: impl Into<IpEndpoint>,
         limit: Duration,
     ) -> io::Result<TcpStream> {
+        let (rx, tx) = {
+            let cfg = net.config();
+            (cfg.tcp_rx_buffer, cfg.tcp_tx_buffer)
+        };
+        TcpStream::connect_with(net, remote, limit, rx, tx).await
+    }
+
+    /// [`TcpStream::connect_timeout`] with receive and transmit buffers of these sizes
+    /// (a relay's backend side wants the same window as its client side).
+    pub async fn connect_with(
+        net: &Net,
+        remote: impl Into<IpEndpoint>,
+        limit: Duration,
+        rx: usize,
+        tx: usize,
+    ) -> io::Result<TcpStream> {
         let remote = remote.into();
         let stream = {
             let mut core = net.core();
@@ -275,7 +279,7 @@ impl TcpStream {
                 .ok_or_else(|| {
                     io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port")
                 })?;
-            let mut s = new_socket(net);
+            let mut s = core.pool.take(rx, tx);
             s.set_timeout(Some(smoltcp::time::Duration::from_micros(
                 limit.as_micros() as u64,
             )));
@@ -597,7 +601,8 @@ impl Drop for TcpStream {
         // Closed and forgotten by smoltcp: nothing left to send. Closed with a peer still
         // known means an abort whose RST has not gone out yet: it lingers until it has.
         if s.state() == tcp::State::Closed && s.remote_endpoint().is_none() {
-            core.sockets.remove(self.handle);
+            let s = core.sockets.remove(self.handle);
+            core.pool.give(s);
             if let Some(p) = self.port {
                 core.ports.remove(&p);
             }

@@ -18,6 +18,8 @@ pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     wakers: HashMap<u64, Waker>,
     next_id: u64,
+    /// Heap entries whose timer was cancelled (not yet popped).
+    cancelled: usize,
 }
 
 impl Timers {
@@ -42,7 +44,18 @@ impl Timers {
     }
 
     fn cancel(&mut self, id: u64) {
-        self.wakers.remove(&id);
+        if self.wakers.remove(&id).is_some() {
+            // Its heap entry stays until it reaches the top; when most of the heap is
+            // such entries (long timeouts cancelled early, like an idle limit of a
+            // connection that ended), rebuild it from the live ones: amortized O(1) per
+            // cancel, and the heap never grows with the rate of cancelled timers.
+            self.cancelled += 1;
+            if self.cancelled > 1024 && self.cancelled * 2 > self.heap.len() {
+                let live = &self.wakers;
+                self.heap.retain(|Reverse((_, id))| live.contains_key(id));
+                self.cancelled = 0;
+            }
+        }
     }
 
     /// Wakes every timer due at `now`; returns how many fired.
@@ -56,6 +69,8 @@ impl Timers {
             if let Some(w) = self.wakers.remove(&id) {
                 w.wake();
                 n += 1;
+            } else {
+                self.cancelled = self.cancelled.saturating_sub(1);
             }
         }
         n
@@ -68,6 +83,7 @@ impl Timers {
                 return Some(at);
             }
             self.heap.pop();
+            self.cancelled = self.cancelled.saturating_sub(1);
         }
         None
     }
@@ -141,4 +157,25 @@ pub async fn timeout<F: Future>(net: &Net, limit: Duration, fut: F) -> Result<F:
         Poll::Pending
     })
     .await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cancelled_timers_do_not_pile_up_in_the_heap() {
+        let mut t = Timers::default();
+        let far = Instant::from_secs(300);
+        let w = Waker::noop();
+        let ids: Vec<u64> = (0..5000).map(|_| t.register(None, far, w)).collect();
+        for id in &ids[10..] {
+            t.cancel(*id);
+        }
+        assert!(t.heap.len() < 2100, "{} heap entries", t.heap.len());
+        assert_eq!(t.next_deadline(), Some(far));
+        assert_eq!(t.fire(far), 10);
+        assert_eq!(t.next_deadline(), None);
+    }
 }

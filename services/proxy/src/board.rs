@@ -421,6 +421,7 @@ mod tests {
             health: None,
             idle_timeout: None,
             down_banner: None,
+            buffers: None,
         }
     }
 

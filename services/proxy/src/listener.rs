@@ -74,6 +74,9 @@ pub struct ProxyConfig {
     /// Sent to a client (then a normal close) when no backend is available; without it the
     /// client is reset.
     pub down_banner: Option<Vec<u8>>,
+    /// Receive and transmit buffer of each connection, both sides (`None`: the stack's
+    /// defaults). The receive buffer is the window each side offers.
+    pub buffers: Option<(usize, usize)>,
 }
 
 /// Active health checks of every backend, from every shard.
@@ -200,7 +203,12 @@ pub async fn serve(
     tls: Option<ShardAcceptor>,
     board: Arc<ListenerBoard>,
 ) -> io::Result<()> {
-    let opts = ListenOptions::from_config(&net);
+    let mut opts = ListenOptions::from_config(&net);
+    if let Some((rx, tx)) = cfg.buffers {
+        opts.rx_buffer = rx;
+        opts.tx_buffer = tx;
+    }
+    let (rx, tx) = (opts.rx_buffer, opts.tx_buffer);
     let listener = TcpListener::bind_with(
         &net,
         IpListenEndpoint {
@@ -229,7 +237,10 @@ pub async fn serve(
         drain_seen: u64::MAX,
         all_down: false,
     }));
-    let cfg = Rc::new(cfg);
+    let cfg = Rc::new(ProxyConfig {
+        buffers: Some((rx, tx)),
+        ..cfg
+    });
     if let Some(h) = cfg.health.clone() {
         for i in 0..n {
             let (net2, state, cfg, origin) =
@@ -390,8 +401,9 @@ async fn proxy_one<C: Resettable>(
         };
         tried.push(i);
         let to = cfg.backends[i].endpoint;
+        let (rx, tx) = cfg.buffers.unwrap_or((64 << 10, 64 << 10));
         let connected = timeout(net, cfg.connect_timeout, async {
-            let tcp = TcpStream::connect(net, to).await?;
+            let tcp = TcpStream::connect_with(net, to, cfg.connect_timeout, rx, tx).await?;
             tcp.set_nodelay(true);
             Ok::<_, io::Error>(tcp)
         })
