@@ -47,20 +47,19 @@ pub(crate) struct Core {
     /// Closed TCP sockets kept for reuse.
     pub(crate) pool: crate::pool::SocketPool,
     /// Ephemeral ports in use by connections this shard opened, by socket.
-    pub(crate) ports: HashSet<u16>,
+    pub(crate) ports: HashSet<u16, Fast>,
     pub(crate) next_port: u16,
     pub(crate) counters: NetCounters,
     /// TCP flows this shard owns: open connections and handshakes under way (`None`
     /// socket: still in a listener's backlog, with the time it was seen).
-    /// Every TCP connection of the shard, looked up for each frame: foldhash (fast, with a
-    /// per-process random seed) instead of SipHash.
-    pub(crate) flows: HashMap<FlowKey, FlowEntry, foldhash::fast::RandomState>,
+    /// Every TCP connection of the shard, looked up for each frame.
+    pub(crate) flows: HashMap<FlowKey, FlowEntry, Fast>,
     /// TCP ports with a listener on this shard (count of listeners).
-    pub(crate) listen_ports: HashMap<u16, u32>,
+    pub(crate) listen_ports: HashMap<u16, u32, Fast>,
     /// The listeners, by id (`None`: a free slot).
     pub(crate) listeners: Vec<Option<crate::listen::ListenState>>,
     /// UDP ports bound on this shard.
-    pub(crate) udp_ports: HashMap<u16, u32>,
+    pub(crate) udp_ports: HashMap<u16, u32, Fast>,
     /// Shard index, shard count, own queue, receive hash.
     pub(crate) shard: u32,
     pub(crate) shards: u32,
@@ -69,7 +68,7 @@ pub(crate) struct Core {
     /// Counter for echo identifiers of `Net::ping`.
     pub(crate) ping_ident: u16,
     /// Ports whose service runs only on other shards.
-    pub(crate) elsewhere: HashMap<(crate::flow::Proto, u16), Vec<u32>>,
+    pub(crate) elsewhere: HashMap<(crate::flow::Proto, u16), Vec<u32>, Fast>,
 }
 
 /// A flow's entry in the shard's flow table.
@@ -88,6 +87,10 @@ pub(crate) const EPHEMERAL: std::ops::RangeInclusive<u16> = 49152..=65535;
 pub(crate) const LINGER: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(30);
 /// How long a socket reset after overstaying [`LINGER`] is kept for its RST to go out.
 pub(crate) const RST_GRACE: smoltcp::time::Duration = smoltcp::time::Duration::from_secs(1);
+
+/// The hasher of the shard's tables, looked up for every frame and every round: foldhash
+/// (fast, seeded at random per process) instead of SipHash.
+pub(crate) type Fast = foldhash::fast::RandomState;
 
 impl Core {
     /// The socket set a connection lives in: its flow's bucket, or the local set when the

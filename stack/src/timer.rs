@@ -16,7 +16,7 @@ use crate::Net;
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    wakers: HashMap<u64, Waker>,
+    wakers: HashMap<u64, Waker, crate::net::Fast>,
     next_id: u64,
     /// Heap entries whose timer was cancelled (not yet popped).
     cancelled: usize,

@@ -41,14 +41,20 @@ pub(super) fn direct_port(proxy_port: u16) -> u16 {
 /// health checks (HAProxy gets none either).
 pub(super) fn appliance_section() -> String {
     let mut s = String::new();
-    for (name, port, pick) in [
-        ("echo", ECHO_PORT, 0usize),
-        ("discard", DISCARD_PORT, 1usize),
+    // The bulk listener gets the window the appliance's own bulk service gets.
+    for (name, port, pick, buffers) in [
+        ("echo", ECHO_PORT, 0usize, ""),
+        (
+            "discard",
+            DISCARD_PORT,
+            1usize,
+            "rx_buffer = 131072\ntx_buffer = 131072\n",
+        ),
     ] {
         let _ = write!(
             s,
             "\n[[proxy]]\nname = \"{name}\"\nport = {port}\nalgorithm = \"round_robin\"\n\
-             check_interval_ms = 0\n"
+             check_interval_ms = 0\n{buffers}"
         );
         for b in BACKENDS {
             let p = if pick == 0 { b.0 } else { b.1 };
