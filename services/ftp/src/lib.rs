@@ -1,0 +1,15 @@
+//! sixstack's FTP server. This first part holds what has no I/O in it: [`command`] parses
+//! a control-connection line into a typed command (RFC 959 core, RFC 2428 EPRT/EPSV,
+//! RFC 3659 SIZE/MDTM/MLST/MLSD/REST, RFC 2389 FEAT/OPTS, RFC 4217 AUTH/PBSZ/PROT/CCC),
+//! [`reply`] formats replies, and [`vpath`] resolves the paths a user names inside the
+//! virtual tree rooted at their home, where no spelling can leave it.
+
+#![forbid(unsafe_code)]
+
+pub mod command;
+pub mod reply;
+pub mod vpath;
+
+pub use command::{Command, CommandError, ProtLevel, TransferType};
+pub use reply::Reply;
+pub use vpath::{PathError, VirtualPath};
