@@ -109,6 +109,11 @@ enum Cmd {
         #[command(subcommand)]
         action: ProxyAction,
     },
+    /// FTP server administration.
+    Ftp {
+        #[command(subcommand)]
+        action: FtpAction,
+    },
     /// TLS certificates: lab material, and what a file or a live server holds.
     Cert {
         #[command(subcommand)]
@@ -116,6 +121,19 @@ enum Cmd {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand, Debug)]
+enum FtpAction {
+    /// Set USER's password in the security file (stored as an Argon2id hash; asked twice on
+    /// a terminal, else read as one line from standard input).
+    Passwd {
+        /// The user (`[[user]] name`).
+        user: String,
+        /// The security file.
+        #[arg(long)]
+        users: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -326,6 +344,37 @@ fn cmd_ping(dest: &str, config: Option<PathBuf>, count: u16, size: usize) -> Res
     Ok(())
 }
 
+/// The smallest password `sixstack ftp passwd` accepts, in characters.
+const MIN_PASSWORD: usize = 8;
+
+fn ftp_passwd(user: &str, users: &std::path::Path) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("new password for {user}: "))
+            .map_err(|e| format!("reading the password: {e}"))?;
+        let again = rpassword::prompt_password("again: ")
+            .map_err(|e| format!("reading the password: {e}"))?;
+        if first != again {
+            return Err("the passwords differ; nothing changed".into());
+        }
+        first
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| format!("reading the password: {e}"))?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    };
+    if password.chars().count() < MIN_PASSWORD {
+        return Err(format!(
+            "a password needs at least {MIN_PASSWORD} characters; nothing changed"
+        ));
+    }
+    sixstack_ftp::users::set_password(users, user, &password).map_err(|e| e.to_string())?;
+    println!("password of {user} set in {}", users.display());
+    Ok(())
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
@@ -411,6 +460,9 @@ fn main() -> ExitCode {
             json,
             watch,
         } => sixstack::stats_view::stats_command(&socket, json, watch),
+        Cmd::Ftp {
+            action: FtpAction::Passwd { user, users },
+        } => ftp_passwd(&user, &users),
         Cmd::Proxy { action } => {
             let (drain, listener, backend, socket) = match action {
                 ProxyAction::Drain {

@@ -381,3 +381,48 @@ fn cert_info_connect_describes_a_live_openssl_server() {
     assert_eq!(field(certs[0], "SHA-256"), fingerprint, "{out}");
     assert_eq!(field(certs[1], "CA"), "yes", "{out}");
 }
+
+/// `sixstack ftp passwd`: the password goes into the security file as an Argon2id hash
+/// (read from standard input when it is not a terminal); a short password or an unknown
+/// user changes nothing.
+#[test]
+fn ftp_passwd_stores_an_argon2id_hash_only() {
+    let text = "[[user]]\nname = \"ben\"\nhome = \"/srv/ftp/ben\"\n";
+    let p = temp_file("ftp-users.toml", text);
+    let run = |user: &str, input: &str| {
+        let mut child = sixstack()
+            .args(["ftp", "passwd", user, "--users"])
+            .arg(&p)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(input.as_bytes()).unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run("ben", "short\n");
+    assert!(!ok && err.contains("at least 8"), "{err}");
+    assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+    let (ok, err) = run("nobody", "long enough pass\n");
+    assert!(!ok && err.contains("no user named"), "{err}");
+    let (ok, err) = run("ben", "correct horse battery\n");
+    assert!(ok, "{err}");
+    let stored = std::fs::read_to_string(&p).unwrap();
+    assert!(stored.contains("password = \"$argon2id$"), "{stored}");
+    assert!(!stored.contains("correct horse"));
+    let users = sixstack_ftp::users::Users::load(&p).unwrap();
+    assert!(users
+        .get("ben")
+        .unwrap()
+        .check_password("correct horse battery"));
+    let _ = std::fs::remove_file(&p);
+}

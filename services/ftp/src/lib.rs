@@ -2,12 +2,14 @@
 //! a control-connection line into a typed command (RFC 959 core, RFC 2428 EPRT/EPSV,
 //! RFC 3659 SIZE/MDTM/MLST/MLSD/REST, RFC 2389 FEAT/OPTS, RFC 4217 AUTH/PBSZ/PROT/CCC),
 //! [`reply`] formats replies, and [`vpath`] resolves the paths a user names inside the
-//! virtual tree rooted at their home, where no spelling can leave it.
+//! virtual tree rooted at their home, where no spelling can leave it; [`users`] is the
+//! security file of the `standard` method (Argon2id hashes, homes, per-path access).
 
 #![forbid(unsafe_code)]
 
 pub mod command;
 pub mod reply;
+pub mod users;
 pub mod vpath;
 
 pub use command::{Command, CommandError, ProtLevel, TransferType};
