@@ -147,6 +147,8 @@ pub fn proxy_config(cfg: &Config, p: &crate::config::Proxy) -> sixstack_proxy::P
     sixstack_proxy::ProxyConfig {
         name: p.name.get_ref().clone(),
         port: *p.port.get_ref(),
+        // Checked when the configuration was loaded.
+        address: p.address.as_ref().and_then(|a| a.get_ref().parse().ok()),
         algorithm: match p.algorithm {
             B::RoundRobin => A::RoundRobin,
             B::WeightedRoundRobin => A::WeightedRoundRobin,

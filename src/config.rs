@@ -437,8 +437,11 @@ fn default_weight() -> Spanned<u32> {
 pub struct Proxy {
     /// Name, unique among the proxies.
     pub name: Spanned<String>,
-    /// Port it listens on (every stack address).
+    /// Port it listens on.
     pub port: Spanned<u16>,
+    /// The one stack address it listens on (default: every address, IPv4 and IPv6).
+    #[serde(default)]
+    pub address: Option<Spanned<String>>,
     /// How connections are spread over the backends.
     #[serde(default)]
     pub algorithm: BalanceSetting,
@@ -848,6 +851,28 @@ impl Config {
                 ));
             }
             names.push(p.name.get_ref());
+            if let Some(a) = &p.address {
+                let own = a.get_ref().parse::<std::net::IpAddr>().ok().filter(|ip| {
+                    let v4 = file.addresses.ipv4.iter();
+                    v4.chain(file.addresses.ipv6.iter()).any(|c| {
+                        c.get_ref()
+                            .split('/')
+                            .next()
+                            .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+                            == Some(*ip)
+                    })
+                });
+                if own.is_none() {
+                    return Err(err(
+                        a.span(),
+                        format!(
+                            "proxy '{}': {} is not one of the stack's [addresses]",
+                            p.name.get_ref(),
+                            a.get_ref()
+                        ),
+                    ));
+                }
+            }
             if p.tls && file.tls.is_none() {
                 return Err(err(
                     p.name.span(),
@@ -1023,6 +1048,24 @@ port = 7
         assert!(e.contains("weight"), "{e}");
         let e = error_of(&good.replace("maglev", "random"));
         assert!(e.contains("unknown variant"), "{e}");
+        let v6 = good.replace("port = 8080", "port = 8080\naddress = \"fd77::2\"");
+        assert!(Config::parse(&v6, "v6.toml").is_ok());
+        let e = error_of(&good.replace("port = 8080", "port = 8080\naddress = \"10.77.0.9\""));
+        assert!(e.contains("not one of the stack's [addresses]"), "{e}");
+        let tls = good.replace(
+            "weight = 3",
+            "weight = 3\ntls = true\ntls_name = \"db.example\"",
+        );
+        assert!(error_of(&tls).contains("needs tls_ca"));
+        let e = error_of(&good.replace("weight = 3", "weight = 3\ntls_ca = \"ca.pem\""));
+        assert!(e.contains("need tls = true"), "{e}");
+        let e = error_of(&good.replace(
+            "[2001:db8::1]:80\"",
+            "10.0.0.1:80\"\nname = \"10.0.0.1:80\"",
+        ));
+        assert!(e.contains("two backends named"), "{e}");
+        let e = error_of(&good.replace("maglev\"", "maglev\"\nidle_timeout_s = -1.0"));
+        assert!(e.contains("idle_timeout_s"), "{e}");
     }
 
     #[test]

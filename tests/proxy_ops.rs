@@ -382,7 +382,7 @@ fn implicit_tls_in_front_of_the_stacks_own_service() {
     text.push_str(&format!(
         "\n[[proxy]]\nname = \"echos\"\nport = 8990\ntls = true\n\n\
          [[proxy.backend]]\naddress = \"{stack4}:7\"\n\n\
-         [[proxy]]\nname = \"echo6\"\nport = 8991\n\n\
+         [[proxy]]\nname = \"echo6\"\nport = 8991\naddress = \"{stack6}\"\n\n\
          [[proxy.backend]]\naddress = \"[{stack6}]:7\"\n"
     ));
     let app = start_appliance_with(&text, |_, _| {});
@@ -442,10 +442,16 @@ fn implicit_tls_in_front_of_the_stacks_own_service() {
     // The client gets ~4.2 MiB of TLS records; the loop would add 8 MiB more if it leaked.
     assert!(wire < 6 << 20, "{wire} bytes reached the peer");
 
-    // IPv6: the proxy to the stack's own IPv6 address.
+    // IPv6 only: a listener on the stack's IPv6 address, to the stack's own IPv6 address;
+    // its port is closed on IPv4.
     let data = pattern(1 << 20, 42);
     let expect = data.clone();
-    let back = tcp_echo(&ns, SocketAddr::new(stack4.into(), 8991), data);
+    let back = tcp_echo(&ns, SocketAddr::new(stack6.into(), 8991), data);
     assert!(back == expect, "bytes through the IPv6 loop differ");
+    let v4 = SocketAddr::new(stack4.into(), 8991);
+    let refused = in_ns(&ns, move || {
+        TcpStream::connect_timeout(&v4, Duration::from_secs(3)).map(drop)
+    });
+    assert!(refused.is_err(), "the IPv6-only listener answered on IPv4");
     app.stop().unwrap();
 }

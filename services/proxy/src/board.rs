@@ -413,6 +413,7 @@ mod tests {
         ProxyConfig {
             name: "web".into(),
             port: 8080,
+            address: None,
             algorithm: Algorithm::RoundRobin,
             backends: vec![b(80, "10.0.0.5:80"), b(81, "blue")],
             connect_timeout: Duration::from_secs(1),

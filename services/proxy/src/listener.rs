@@ -55,8 +55,10 @@ pub struct BackendTls {
 pub struct ProxyConfig {
     /// Name (logs, statistics, the drain command).
     pub name: String,
-    /// Port the listener accepts on (every stack address, IPv4 and IPv6).
+    /// Port the listener accepts on.
     pub port: u16,
+    /// The stack address it accepts on (`None`: every address, IPv4 and IPv6).
+    pub address: Option<IpAddr>,
     /// How connections are spread.
     pub algorithm: Algorithm,
     /// The backends.
@@ -212,7 +214,7 @@ pub async fn serve(
     let listener = TcpListener::bind_with(
         &net,
         IpListenEndpoint {
-            addr: None,
+            addr: cfg.address.map(Into::into),
             port: cfg.port,
         },
         opts,
