@@ -566,6 +566,31 @@ mod tests {
         assert_eq!(p("ABOR"), Ok(Command::Abor));
     }
 
+    /// A cheap stand-in for the fuzz target (`fuzz/fuzz_targets/ftp_command.rs`) that runs
+    /// with the tests: 200 000 random lines over the bytes commands are made of.
+    #[test]
+    fn random_lines_never_panic() {
+        let alphabet: &[u8] =
+            b"RETRSTORPORTEPRTEPSVTYPEPROTREST|,.:/ 0123456789aAiI\xff\xf4\r\n\0-";
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..200_000 {
+            let len = (next() % 40) as usize;
+            let line: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let stripped = strip_telnet(&line);
+            if let Err(e) = Command::parse(&stripped) {
+                assert!((500..=504).contains(&e.code()));
+            }
+        }
+    }
+
     #[test]
     fn pass_is_named_but_never_shown() {
         let c = p("PASS s3cret").unwrap();
