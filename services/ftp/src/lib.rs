@@ -1,7 +1,8 @@
 //! sixstack's FTP server. This first part holds what has no I/O in it: [`command`] parses
 //! a control-connection line into a typed command (RFC 959 core, RFC 2428 EPRT/EPSV,
 //! RFC 3659 SIZE/MDTM/MLST/MLSD/REST, RFC 2389 FEAT/OPTS, RFC 4217 AUTH/PBSZ/PROT/CCC),
-//! [`reply`] formats replies, and [`vpath`] resolves the paths a user names inside the
+//! [`reply`] formats replies, [`session`] holds a control connection's protocol state
+//! (a line in, a reply or a request for the I/O layer out), and [`vpath`] resolves the paths a user names inside the
 //! virtual tree rooted at their home, where no spelling can leave it; [`users`] is the
 //! security file of the `standard` method (Argon2id hashes, homes, per-path access).
 
@@ -9,9 +10,11 @@
 
 pub mod command;
 pub mod reply;
+pub mod session;
 pub mod users;
 pub mod vpath;
 
 pub use command::{Command, CommandError, ProtLevel, TransferType};
 pub use reply::Reply;
+pub use session::{LoginOutcome, Request, Session, SessionPolicy, Step};
 pub use vpath::{PathError, VirtualPath};
