@@ -112,12 +112,28 @@ impl Core {
     /// connection to `peer` from `local`, and when the NIC's receive hash is known, the
     /// port is also one whose replies the NIC delivers to this shard's queue.
     pub(crate) fn alloc_port(&mut self, peer: Option<(IpAddress, u16, IpAddress)>) -> Option<u16> {
-        let span = (EPHEMERAL.end() - EPHEMERAL.start()) as usize + 1;
+        self.alloc_port_in(EPHEMERAL, peer)
+    }
+
+    /// [`Core::alloc_port`] within `range` (a part of the ephemeral range).
+    pub(crate) fn alloc_port_in(
+        &mut self,
+        range: std::ops::RangeInclusive<u16>,
+        peer: Option<(IpAddress, u16, IpAddress)>,
+    ) -> Option<u16> {
+        let range = (*range.start()).max(*EPHEMERAL.start())..=(*range.end()).min(*EPHEMERAL.end());
+        if range.is_empty() {
+            return None;
+        }
+        if !range.contains(&self.next_port) {
+            self.next_port = *range.start();
+        }
+        let span = (range.end() - range.start()) as usize + 1;
         let mut fallback = None;
         for _ in 0..span {
             let p = self.next_port;
-            self.next_port = if p >= *EPHEMERAL.end() {
-                *EPHEMERAL.start()
+            self.next_port = if p >= *range.end() {
+                *range.start()
             } else {
                 p + 1
             };

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use smoltcp::socket::tcp;
-use smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+use smoltcp::wire::{IpAddress, IpEndpoint, IpListenEndpoint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::flow::{FlowKey, Proto};
@@ -59,6 +59,8 @@ pub struct TcpListener {
     net: Net,
     endpoint: IpListenEndpoint,
     id: usize,
+    /// The port came from the shard's port allocator (freed on drop).
+    owned_port: bool,
 }
 
 impl std::fmt::Debug for TcpListener {
@@ -138,7 +140,34 @@ impl TcpListener {
             net: net.clone(),
             endpoint,
             id,
+            owned_port: false,
         })
+    }
+
+    /// Listens on a free port of `range` (within 49152..=65535) that this shard owns: a
+    /// SYN for it that arrives on another shard's queue is handed to this one, so the
+    /// connection lands here (an FTP data connection beside its control connection). The
+    /// port is held until the listener is dropped.
+    pub fn bind_owned_port(
+        net: &Net,
+        addr: Option<IpAddress>,
+        range: std::ops::RangeInclusive<u16>,
+        opts: ListenOptions,
+    ) -> io::Result<TcpListener> {
+        let port = net
+            .core()
+            .alloc_port_in(range, None)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::AddrInUse, "no free port in the range"))?;
+        match TcpListener::bind_with(net, IpListenEndpoint { addr, port }, opts) {
+            Ok(mut l) => {
+                l.owned_port = true;
+                Ok(l)
+            }
+            Err(e) => {
+                net.core().ports.remove(&port);
+                Err(e)
+            }
+        }
     }
 
     /// The endpoint this listener accepts on.
@@ -206,6 +235,9 @@ impl Drop for TcpListener {
             }
         }
         core.unlisten(self.id, now);
+        if self.owned_port {
+            core.ports.remove(&port);
+        }
     }
 }
 

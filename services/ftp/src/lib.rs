@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod command;
+pub mod fs;
 pub mod reply;
 pub mod session;
 pub mod users;
