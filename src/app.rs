@@ -49,6 +49,9 @@ pub enum AppError {
     /// The TLS material or policy was refused.
     #[error("tls: {0}")]
     Tls(String),
+    /// A file the configuration names was refused (e.g. the FTP security file).
+    #[error("{0}")]
+    Config(String),
 }
 
 /// The MAC a TAP-attached stack uses when none is configured (locally administered).
@@ -241,6 +244,49 @@ pub fn proxy_board(cfg: &Config) -> Result<Arc<sixstack_proxy::Board>, AppError>
     Ok(Arc::new(sixstack_proxy::Board::new(&proxies)))
 }
 
+/// What every shard's services share: the TLS material, the proxies' board, the FTP
+/// server's configuration (its users loaded).
+#[derive(Clone, Debug)]
+pub struct ServiceContext {
+    /// TLS server factory, when `[tls]` is configured.
+    pub tls: Option<Arc<ServerFactory>>,
+    /// The proxy listeners' board.
+    pub board: Arc<sixstack_proxy::Board>,
+    /// The FTP server, when `[ftp]` is configured.
+    pub ftp: Option<Arc<sixstack_ftp::FtpConfig>>,
+}
+
+/// Loads what the services need before any shard starts (TLS material, FTP users, backend
+/// TLS settings); every failure is reported here, with its file.
+pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
+    let ftp = match &cfg.file.ftp {
+        None => None,
+        Some(f) => {
+            let path = cfg.path(f.users.get_ref());
+            let users = sixstack_ftp::users::Users::load(&path)
+                .map_err(|e| AppError::Config(format!("ftp users: {e}")))?;
+            let [a, b] = *f.passive_ports.get_ref();
+            let mut policy = sixstack_ftp::SessionPolicy::default();
+            if let Some(banner) = &f.banner {
+                policy.banner = banner.clone();
+            }
+            Some(Arc::new(sixstack_ftp::FtpConfig {
+                port: *f.port.get_ref(),
+                users: Arc::new(users),
+                passive_ports: a..=b,
+                policy,
+                idle_timeout: Duration::from_secs_f64(f.idle_timeout_s),
+                data_timeout: Duration::from_secs_f64(f.data_timeout_s),
+            }))
+        }
+    };
+    Ok(ServiceContext {
+        tls: tls_factory(cfg)?,
+        board: proxy_board(cfg)?,
+        ftp,
+    })
+}
+
 /// This shard's TLS acceptor for `what` (a service or a proxy), or `None` after logging
 /// why there is none.
 fn shard_acceptor(
@@ -263,13 +309,17 @@ fn shard_acceptor(
 
 /// Starts the configured services that run on `shard` (TLS ones with an acceptor made
 /// from `tls` for this shard), and the proxy listeners (publishing on `board`).
-pub fn start_services(
-    net: &Net,
-    cfg: &Config,
-    shard: u32,
-    tls: Option<&ServerFactory>,
-    board: &sixstack_proxy::Board,
-) {
+pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext) {
+    let tls = ctx.tls.as_deref();
+    let board = &ctx.board;
+    if let Some(f) = &ctx.ftp {
+        let (n, fc) = (net.clone(), std::rc::Rc::new((**f).clone()));
+        net.spawn(async move {
+            if let Err(e) = sixstack_ftp::serve(n, fc).await {
+                log::error!("ftp stopped: {e}");
+            }
+        });
+    }
     for p in &cfg.file.proxies {
         let pc = proxy_config(cfg, p);
         let Some(lb) = board.listener(&pc.name) else {
@@ -975,15 +1025,12 @@ pub fn print_placement(running: &Running) {
 pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppError> {
     let services = cfg.clone();
     let control = cfg.file.control.clone();
-    let tls = tls_factory(&cfg)?;
-    let tls_job = tls.clone();
-    let board = proxy_board(&cfg)?;
-    let board_job = board.clone();
+    let ctx = service_context(&cfg)?;
+    let tls = ctx.tls.clone();
+    let board = ctx.board.clone();
     let running = start(
         cfg,
-        Arc::new(move |net: &Net, shard| {
-            start_services(net, &services, shard, tls_job.as_deref(), &board_job)
-        }),
+        Arc::new(move |net: &Net, shard| start_services(net, &services, shard, &ctx)),
     )?;
     // SIGHUP reloads the TLS material; a failed reload keeps the current one.
     let reload = Arc::new(AtomicBool::new(false));

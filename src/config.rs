@@ -523,6 +523,45 @@ fn default_retry_after() -> f64 {
     5.0
 }
 
+/// `[ftp]`: the FTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ftp {
+    /// Control port.
+    #[serde(default = "default_ftp_port")]
+    pub port: Spanned<u16>,
+    /// The security file of the `standard` method (users, Argon2id hashes, homes).
+    pub users: Spanned<String>,
+    /// Passive data ports, `[first, last]`, within 49152..65535.
+    #[serde(default = "default_passive_ports")]
+    pub passive_ports: Spanned<[u16; 2]>,
+    /// Seconds a control connection may wait for a command.
+    #[serde(default = "default_ftp_idle")]
+    pub idle_timeout_s: f64,
+    /// Seconds a data connection may take to open, or stall.
+    #[serde(default = "default_ftp_data")]
+    pub data_timeout_s: f64,
+    /// The greeting's text.
+    #[serde(default)]
+    pub banner: Option<String>,
+}
+
+fn default_ftp_port() -> Spanned<u16> {
+    Spanned::new(0..0, 21)
+}
+
+fn default_passive_ports() -> Spanned<[u16; 2]> {
+    Spanned::new(0..0, [50000, 50999])
+}
+
+fn default_ftp_idle() -> f64 {
+    300.0
+}
+
+fn default_ftp_data() -> f64 {
+    60.0
+}
+
 /// The whole file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -546,6 +585,9 @@ pub struct File {
     /// Load-balanced proxy listeners.
     #[serde(default, rename = "proxy")]
     pub proxies: Vec<Proxy>,
+    /// The FTP server.
+    #[serde(default)]
+    pub ftp: Option<Ftp>,
 }
 
 /// A validated configuration.
@@ -830,6 +872,33 @@ impl Config {
                 ));
             }
             seen.push((port, tcp, udp));
+        }
+        if let Some(f) = &file.ftp {
+            let port = *f.port.get_ref();
+            if port == 0 || seen.iter().any(|&(q, t, _)| q == port && t) {
+                return Err(err(
+                    f.port.span(),
+                    format!("ftp port {port} is 0 or already used by a service"),
+                ));
+            }
+            seen.push((port, true, false));
+            let [a, b] = *f.passive_ports.get_ref();
+            if a > b || a < 49152 {
+                return Err(err(
+                    f.passive_ports.span(),
+                    "passive_ports must be [first, last] within 49152..65535 (ports the \
+                     shards own)"
+                        .into(),
+                ));
+            }
+            if !(1.0..=86_400.0).contains(&f.idle_timeout_s)
+                || !(1.0..=3600.0).contains(&f.data_timeout_s)
+            {
+                return Err(err(
+                    f.port.span(),
+                    "idle_timeout_s must be 1 to 86400, data_timeout_s 1 to 3600".into(),
+                ));
+            }
         }
         let mut names: Vec<&str> = Vec::new();
         for p in &file.proxies {

@@ -233,12 +233,11 @@ fn pinned_service_runs_on_its_shard_only() {
     assert!(text.contains("shards = [0]"));
     let cfg = Config::parse(&text, "test").unwrap();
     let services = cfg.clone();
-    let tls = sixstack::app::tls_factory(&cfg).unwrap();
-    let board = sixstack::app::proxy_board(&cfg).unwrap();
+    let ctx = sixstack::app::service_context(&cfg).unwrap();
     let running = sixstack::app::start(
         cfg,
         Arc::new(move |net: &sixstack_stack::Net, shard| {
-            sixstack::app::start_services(net, &services, shard, tls.as_deref(), &board)
+            sixstack::app::start_services(net, &services, shard, &ctx)
         }),
     )
     .unwrap();

@@ -75,10 +75,9 @@ pub fn start_appliance_with(
         let cfg = Config::parse(text, "test config").unwrap();
         let services = cfg.clone();
         let extra = extra.clone();
-        let tls = app::tls_factory(&cfg).unwrap_or_else(|e| panic!("{e}"));
-        let board = app::proxy_board(&cfg).unwrap_or_else(|e| panic!("{e}"));
+        let ctx = app::service_context(&cfg).unwrap_or_else(|e| panic!("{e}"));
         let job: ShardJob = std::sync::Arc::new(move |net, shard| {
-            app::start_services(net, &services, shard, tls.as_deref(), &board);
+            app::start_services(net, &services, shard, &ctx);
             extra(net, shard);
         });
         match app::start(cfg, job) {

@@ -1,4 +1,5 @@
-//! sixstack's FTP server. This first part holds what has no I/O in it: [`command`] parses
+//! sixstack's FTP server. [`server`] runs it on a shard ([`fs`] is its file layer, [`ascii`]
+//! converts TYPE A line endings); the rest has no I/O in it: [`command`] parses
 //! a control-connection line into a typed command (RFC 959 core, RFC 2428 EPRT/EPSV,
 //! RFC 3659 SIZE/MDTM/MLST/MLSD/REST, RFC 2389 FEAT/OPTS, RFC 4217 AUTH/PBSZ/PROT/CCC),
 //! [`reply`] formats replies, [`session`] holds a control connection's protocol state
@@ -8,14 +9,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod ascii;
 pub mod command;
 pub mod fs;
 pub mod reply;
+pub mod server;
 pub mod session;
 pub mod users;
 pub mod vpath;
 
 pub use command::{Command, CommandError, ProtLevel, TransferType};
 pub use reply::Reply;
+pub use server::{serve, FtpConfig};
 pub use session::{LoginOutcome, Request, Session, SessionPolicy, Step};
 pub use vpath::{PathError, VirtualPath};

@@ -1,0 +1,658 @@
+//! The FTP server on a shard: accepts control connections, runs each through a
+//! [`Session`], and carries out its requests against the user's home ([`Home`]) and the
+//! data connections (passive on a port this shard owns, so the data connection lands
+//! beside its control connection; or active, to the client's own address only). File
+//! contents move through the shard's io_uring; a password check runs off the shard.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sixstack_stack::smoltcp::wire::{IpEndpoint, IpListenEndpoint};
+use sixstack_stack::{offload, timeout, ListenOptions, Net, TcpListener, TcpStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::ascii::{FromWire, ToWire};
+use crate::command::{TransferType, MAX_LINE};
+use crate::fs::{facts_line, long_line, timeval, Home};
+use crate::reply::Reply;
+use crate::session::{ListKind, LoginOutcome, Request, Session, SessionPolicy, Step};
+use crate::users::{Access, User, Users};
+use crate::vpath::VirtualPath;
+
+/// Bytes moved per disk operation.
+const CHUNK: usize = 256 * 1024;
+
+/// The server's configuration.
+#[derive(Debug, Clone)]
+pub struct FtpConfig {
+    /// Control port.
+    pub port: u16,
+    /// The `standard` security method's users.
+    pub users: Arc<Users>,
+    /// Passive data ports (within 49152..=65535; each shard uses the ones it owns).
+    pub passive_ports: RangeInclusive<u16>,
+    /// Session rules.
+    pub policy: SessionPolicy,
+    /// A control connection with no command for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long a data connection may take to be opened, and may stall.
+    pub data_timeout: Duration,
+}
+
+/// Serves FTP on this shard until it drains.
+pub async fn serve(net: Net, cfg: Rc<FtpConfig>) -> io::Result<()> {
+    let listener = TcpListener::bind_with(
+        &net,
+        IpListenEndpoint {
+            addr: None,
+            port: cfg.port,
+        },
+        ListenOptions::from_config(&net),
+    )?;
+    log::info!("ftp listening on port {}", cfg.port);
+    listener
+        .serve_each(|stream, peer| {
+            let (net, cfg) = (net.clone(), cfg.clone());
+            async move {
+                let ip: IpAddr = peer.addr.into();
+                let mut conn = Conn {
+                    session: Session::new(cfg.policy.clone(), ip, false),
+                    net,
+                    cfg,
+                    control: stream,
+                    peer: ip,
+                    buf: Vec::new(),
+                    user: None,
+                    home: None,
+                    passive: None,
+                    active: None,
+                };
+                if let Err(e) = conn.run().await {
+                    log::debug!("ftp {peer}: {e}");
+                }
+            }
+        })
+        .await
+}
+
+/// A dummy hash: an unknown user's login costs as much as a known one's.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c2l4c3RhY2tmdHBkdW1teQ$3vyHHpoUqgPz2yX2/lfG1qhPEgPO7LM6Wbbl7sgk5Rs";
+
+struct Conn {
+    net: Net,
+    cfg: Rc<FtpConfig>,
+    control: TcpStream,
+    peer: IpAddr,
+    buf: Vec<u8>,
+    session: Session,
+    user: Option<User>,
+    home: Option<Home>,
+    passive: Option<TcpListener>,
+    active: Option<SocketAddr>,
+}
+
+enum Line {
+    Got(Vec<u8>),
+    TooLong,
+    Closed,
+}
+
+impl Conn {
+    async fn send(&mut self, r: Reply) -> io::Result<()> {
+        self.control.write_all(&r.to_bytes()).await
+    }
+
+    async fn read_line(&mut self) -> io::Result<Line> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = self.buf.drain(..=i).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Line::Got(line));
+            }
+            if self.buf.len() > MAX_LINE {
+                return Ok(Line::TooLong);
+            }
+            let mut chunk = [0u8; 1024];
+            let n = self.control.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(Line::Closed);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    async fn run(&mut self) -> io::Result<()> {
+        let greeting = self.session.greeting();
+        self.send(greeting).await?;
+        loop {
+            let (net, idle) = (self.net.clone(), self.cfg.idle_timeout);
+            let line = match timeout(&net, idle, self.read_line()).await {
+                Err(_) => {
+                    self.send(Reply::new(421, "idle too long; closing")).await?;
+                    return Ok(());
+                }
+                Ok(l) => l?,
+            };
+            let line = match line {
+                Line::Closed => return Ok(()),
+                Line::TooLong => {
+                    let r = Reply::new(500, format!("line longer than {MAX_LINE} bytes; closing"));
+                    self.send(r).await?;
+                    return Ok(());
+                }
+                Line::Got(l) => l,
+            };
+            let step = self.session.on_line(&line);
+            if !self.step(step).await? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Carries out one step; false when the session ends.
+    async fn step(&mut self, step: Step) -> io::Result<bool> {
+        match step {
+            Step::Reply(r) => self.send(r).await?,
+            Step::ReplyThenClose(r) => {
+                self.send(r).await?;
+                return Ok(false);
+            }
+            // TLS is not offered by this server (the policy says so): the session never
+            // asks for it; answer as a server without TLS.
+            Step::ReplyThenTls(_) | Step::ReplyThenClear(_) => {
+                self.send(Reply::new(534, "TLS is not available")).await?;
+            }
+            Step::Login { user, password } => {
+                let found = self.cfg.users.get(&user).cloned();
+                let pw = password.expose().to_string();
+                let checked = found.clone();
+                let ok = offload(move || match &checked {
+                    Some(u) => u.check_password(&pw),
+                    None => {
+                        let dummy = User {
+                            name: String::new(),
+                            password: DUMMY_HASH.into(),
+                            home: "/".into(),
+                            access: Access::None,
+                            tls: Default::default(),
+                            rules: Vec::new(),
+                        };
+                        dummy.check_password(&pw);
+                        false
+                    }
+                })
+                .await?;
+                let outcome = match (&found, ok) {
+                    (Some(u), true) => match Home::open(&u.home) {
+                        Ok(h) => {
+                            self.home = Some(h);
+                            self.user = Some(u.clone());
+                            LoginOutcome::Accepted(u.tls)
+                        }
+                        Err(e) => {
+                            log::warn!("ftp: home {} of {user}: {e}", u.home.display());
+                            LoginOutcome::Denied
+                        }
+                    },
+                    _ => LoginOutcome::Denied,
+                };
+                log::info!(
+                    "ftp: login {} for {user} from {}",
+                    if outcome == LoginOutcome::Denied {
+                        "refused"
+                    } else {
+                        "accepted"
+                    },
+                    self.peer
+                );
+                let next = self.session.login_result(outcome);
+                if self.session.user().is_none() {
+                    self.home = None;
+                    self.user = None;
+                }
+                return Box::pin(self.step(next)).await;
+            }
+            Step::Request(req) => self.request(req).await?,
+        }
+        Ok(true)
+    }
+
+    fn access(&self, p: &VirtualPath) -> Access {
+        self.user.as_ref().map_or(Access::None, |u| u.access_at(p))
+    }
+
+    async fn request(&mut self, req: Request) -> io::Result<()> {
+        let Some(home) = self.home.as_ref() else {
+            return self.send(Reply::new(530, "not logged in")).await;
+        };
+        let denied = || Reply::new(550, "permission denied");
+        let failed = |e: io::Error| Reply::new(550, e.to_string());
+        let reply = match req {
+            Request::ChangeDir(p) => {
+                if self.access(&p) == Access::None || !home.is_dir(&p) {
+                    Reply::new(550, format!("{p}: no such directory"))
+                } else {
+                    self.session.entered(p)
+                }
+            }
+            Request::List(kind, p) => return self.list(kind, p).await,
+            Request::Retrieve { path, offset, ty } => return self.retrieve(path, offset, ty).await,
+            Request::Store {
+                path,
+                offset,
+                append,
+                unique,
+                ty,
+            } => return self.store(path, offset, append, unique, ty).await,
+            Request::Delete(p) | Request::RemoveDir(p) | Request::MakeDir(p)
+                if self.access(&p) != Access::ReadWrite =>
+            {
+                denied()
+            }
+            Request::Delete(p) => match home.delete(&p) {
+                Ok(()) => Reply::new(250, format!("{p} deleted")),
+                Err(e) => failed(e),
+            },
+            Request::RemoveDir(p) => match home.remove_dir(&p) {
+                Ok(()) => Reply::new(250, format!("{p} removed")),
+                Err(e) => failed(e),
+            },
+            Request::MakeDir(p) => match home.make_dir(&p) {
+                Ok(()) => Reply::new(257, format!("{} created", crate::session::quote_path(&p))),
+                Err(e) => failed(e),
+            },
+            Request::RenameFrom(p) => {
+                if self.access(&p) != Access::ReadWrite {
+                    denied()
+                } else {
+                    match home.stat(&p) {
+                        Ok(_) => self.session.rename_from(p),
+                        Err(e) => failed(e),
+                    }
+                }
+            }
+            Request::Rename { from, to } => {
+                if self.access(&to) != Access::ReadWrite {
+                    denied()
+                } else {
+                    match home.rename(&from, &to) {
+                        Ok(()) => Reply::new(250, format!("renamed to {to}")),
+                        Err(e) => failed(e),
+                    }
+                }
+            }
+            Request::Size(p, _)
+            | Request::ModTime(p)
+            | Request::Facts(p)
+            | Request::StatPath(p)
+                if self.access(&p) == Access::None =>
+            {
+                denied()
+            }
+            Request::Size(p, _) => match home.stat(&p) {
+                Ok(e) if !e.dir => Reply::new(213, e.size.to_string()),
+                Ok(_) => Reply::new(550, format!("{p} is a directory")),
+                Err(e) => failed(e),
+            },
+            Request::ModTime(p) => match home.stat(&p) {
+                Ok(e) => Reply::new(213, timeval(e.mtime)),
+                Err(e) => failed(e),
+            },
+            Request::Facts(p) => match home.stat(&p) {
+                Ok(mut e) => {
+                    e.name = p.to_string();
+                    let w = self.access(&p) == Access::ReadWrite;
+                    Reply::multi(250, format!("facts of {p}"), vec![facts_line(&e, w)], "End")
+                }
+                Err(e) => failed(e),
+            },
+            Request::StatPath(p) => match home.list(&p) {
+                Ok(entries) => Reply::multi(
+                    213,
+                    format!("status of {p}"),
+                    entries.iter().map(long_line).collect(),
+                    "End",
+                ),
+                Err(e) => failed(e),
+            },
+            Request::Passive { extended, v6 } => return self.passive(extended, v6).await,
+            Request::Active(to) => {
+                self.passive = None;
+                self.active = Some(to);
+                Reply::new(200, format!("data connection to {to}"))
+            }
+            Request::Abort => Reply::new(225, "no transfer in progress"),
+            Request::Site(s) => Reply::new(
+                504,
+                format!("SITE {}: not supported", s.split(' ').next().unwrap_or("")),
+            ),
+        };
+        self.send(reply).await
+    }
+
+    async fn passive(&mut self, extended: bool, v6: Option<bool>) -> io::Result<()> {
+        self.active = None;
+        self.passive = None;
+        let Some(local) = self.control.local_addr() else {
+            return self.send(Reply::new(425, "no local address")).await;
+        };
+        let local_ip: IpAddr = local.addr.into();
+        if v6.is_some_and(|v| v != local_ip.is_ipv6()) {
+            return self
+                .send(Reply::new(
+                    522,
+                    "use the control connection's protocol (1,2)",
+                ))
+                .await;
+        }
+        let l = match TcpListener::bind_owned_port(
+            &self.net,
+            Some(local.addr),
+            self.cfg.passive_ports.clone(),
+            ListenOptions {
+                backlog: 1,
+                ..ListenOptions::from_config(&self.net)
+            },
+        ) {
+            Ok(l) => l,
+            Err(e) => return self.send(Reply::new(425, e.to_string())).await,
+        };
+        let port = l.local_endpoint().port;
+        self.passive = Some(l);
+        let r = match (extended, local_ip) {
+            (true, _) => Reply::new(229, format!("entering extended passive mode (|||{port}|)")),
+            (false, IpAddr::V4(a)) => {
+                let o = a.octets();
+                Reply::new(
+                    227,
+                    format!(
+                        "entering passive mode ({},{},{},{},{},{})",
+                        o[0],
+                        o[1],
+                        o[2],
+                        o[3],
+                        port >> 8,
+                        port & 0xff
+                    ),
+                )
+            }
+            (false, IpAddr::V6(_)) => Reply::new(522, "PASV is IPv4 only; use EPSV"),
+        };
+        self.send(r).await
+    }
+
+    /// The data connection for the next transfer.
+    async fn open_data(&mut self) -> io::Result<TcpStream> {
+        let limit = self.cfg.data_timeout;
+        if let Some(l) = self.passive.take() {
+            let peer = self.peer;
+            let accepted = timeout(&self.net, limit, async {
+                loop {
+                    let (s, from) = l.accept().await?;
+                    // Only the client itself may take its data connection.
+                    if IpAddr::from(from.addr) == peer {
+                        return Ok::<_, io::Error>(s);
+                    }
+                    log::warn!("ftp: data connection from {from} for a client at {peer} refused");
+                    let mut s = s;
+                    s.abort();
+                }
+            })
+            .await;
+            return match accepted {
+                Ok(r) => r,
+                Err(_) => Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "no data connection",
+                )),
+            };
+        }
+        if let Some(to) = self.active.take() {
+            let ep = IpEndpoint::new(to.ip().into(), to.port());
+            return TcpStream::connect_timeout(&self.net, ep, limit).await;
+        }
+        Err(io::Error::new(
+            io::ErrorKind::NotConnected,
+            "use PASV, EPSV, PORT or EPRT first",
+        ))
+    }
+
+    async fn list(&mut self, kind: ListKind, p: VirtualPath) -> io::Result<()> {
+        if self.access(&p) == Access::None {
+            return self.send(Reply::new(550, "permission denied")).await;
+        }
+        let Some(home) = self.home.as_ref() else {
+            return self.send(Reply::new(530, "not logged in")).await;
+        };
+        let entries = match home.list(&p) {
+            Ok(e) => e,
+            // LIST of a file lists the file.
+            Err(_) if kind != ListKind::Machine => match home.stat(&p) {
+                Ok(e) => vec![e],
+                Err(e) => return self.send(Reply::new(550, e.to_string())).await,
+            },
+            Err(e) => return self.send(Reply::new(550, e.to_string())).await,
+        };
+        let writable = self.access(&p) == Access::ReadWrite;
+        let mut text = String::new();
+        for e in &entries {
+            let line = match kind {
+                ListKind::Long => long_line(e),
+                ListKind::Names => e.name.clone(),
+                ListKind::Machine => facts_line(e, writable),
+            };
+            text.push_str(&line);
+            text.push_str("\r\n");
+        }
+        let mut data = match self.open_data().await {
+            Ok(d) => d,
+            Err(e) => return self.send(Reply::new(425, e.to_string())).await,
+        };
+        self.send(Reply::new(150, "listing follows")).await?;
+        let sent = timeout(&self.net, self.cfg.data_timeout, async {
+            data.write_all(text.as_bytes()).await?;
+            data.shutdown().await?;
+            data.drain().await
+        })
+        .await;
+        match sent {
+            Ok(Ok(())) => self.send(Reply::new(226, "listing sent")).await,
+            _ => self.send(Reply::new(426, "listing not sent")).await,
+        }
+    }
+
+    async fn retrieve(
+        &mut self,
+        path: VirtualPath,
+        offset: u64,
+        ty: TransferType,
+    ) -> io::Result<()> {
+        if self.access(&path) == Access::None {
+            return self.send(Reply::new(550, "permission denied")).await;
+        }
+        let Some(home) = self.home.as_ref() else {
+            return self.send(Reply::new(530, "not logged in")).await;
+        };
+        let file = match home.open_read(&path) {
+            Ok(f) => Arc::new(f),
+            Err(e) => return self.send(Reply::new(550, format!("{path}: {e}"))).await,
+        };
+        let mut data = match self.open_data().await {
+            Ok(d) => d,
+            Err(e) => return self.send(Reply::new(425, e.to_string())).await,
+        };
+        self.send(Reply::new(150, format!("sending {path}")))
+            .await?;
+        let started = Instant::now();
+        let net = self.net.clone();
+        let limit = self.cfg.data_timeout;
+        let mut pos = offset;
+        let mut sent = 0u64;
+        let mut conv = ToWire::default();
+        let mut wire = Vec::new();
+        let result: io::Result<()> = async {
+            loop {
+                let chunk = net.read_at(&file, pos, CHUNK).await?;
+                if chunk.is_empty() {
+                    break;
+                }
+                pos += chunk.len() as u64;
+                let out: &[u8] = if ty == TransferType::Ascii {
+                    conv.convert(&chunk, &mut wire);
+                    &wire
+                } else {
+                    &chunk
+                };
+                timeout(&net, limit, data.write_all(out)).await??;
+                sent += out.len() as u64;
+            }
+            data.shutdown().await?;
+            timeout(&net, limit, data.drain()).await??;
+            Ok(())
+        }
+        .await;
+        self.xferlog('o', &path, sent, started, result.is_ok());
+        match result {
+            Ok(()) => {
+                self.send(Reply::new(226, format!("{path} sent, {sent} bytes")))
+                    .await
+            }
+            Err(e) => {
+                data.abort();
+                self.send(Reply::new(426, format!("transfer aborted: {e}")))
+                    .await
+            }
+        }
+    }
+
+    async fn store(
+        &mut self,
+        path: VirtualPath,
+        offset: u64,
+        append: bool,
+        unique: bool,
+        ty: TransferType,
+    ) -> io::Result<()> {
+        let Some(home) = self.home.as_ref() else {
+            return self.send(Reply::new(530, "not logged in")).await;
+        };
+        let path = if unique {
+            let mut n = 0u32;
+            loop {
+                let candidate = path
+                    .resolve(&format!("upload.{}.{n}", std::process::id()))
+                    .unwrap_or_else(|_| path.clone());
+                if home.stat(&candidate).is_err() || n > 1000 {
+                    break candidate;
+                }
+                n += 1;
+            }
+        } else {
+            path
+        };
+        if self.access(&path) != Access::ReadWrite {
+            return self.send(Reply::new(550, "permission denied")).await;
+        }
+        let upload = match home.begin_upload(&path, offset, append) {
+            Ok(u) => u,
+            Err(e) => return self.send(Reply::new(553, format!("{path}: {e}"))).await,
+        };
+        let mut data = match self.open_data().await {
+            Ok(d) => d,
+            Err(e) => {
+                upload.abandon();
+                return self.send(Reply::new(425, e.to_string())).await;
+            }
+        };
+        let what = if unique {
+            format!("FILE: {path}")
+        } else {
+            format!("receiving {path}")
+        };
+        self.send(Reply::new(150, what)).await?;
+        let started = Instant::now();
+        let net = self.net.clone();
+        let limit = self.cfg.data_timeout;
+        let file = Arc::new(upload.file.try_clone()?);
+        let mut pos = upload.start;
+        let mut got = 0u64;
+        let mut conv = FromWire::default();
+        let mut disk = Vec::new();
+        let mut buf = vec![0u8; CHUNK];
+        let result: io::Result<()> = async {
+            loop {
+                let n = timeout(&net, limit, data.read(&mut buf)).await??;
+                let chunk: &[u8] = if n == 0 {
+                    if ty == TransferType::Ascii {
+                        conv.finish(&mut disk);
+                        &disk
+                    } else {
+                        &[]
+                    }
+                } else if ty == TransferType::Ascii {
+                    conv.convert(&buf[..n], &mut disk);
+                    &disk
+                } else {
+                    &buf[..n]
+                };
+                if !chunk.is_empty() {
+                    net.write_all_at(&file, pos, chunk).await?;
+                    pos += chunk.len() as u64;
+                }
+                got += n as u64;
+                if n == 0 {
+                    break;
+                }
+            }
+            net.fsync(&file).await
+        }
+        .await;
+        self.xferlog('i', &path, got, started, result.is_ok());
+        let outcome = match result {
+            Ok(()) => upload.finish(),
+            Err(e) => {
+                upload.abandon();
+                Err(e)
+            }
+        };
+        match outcome {
+            Ok(()) => {
+                self.send(Reply::new(226, format!("{path} stored, {got} bytes")))
+                    .await
+            }
+            Err(e) => {
+                data.abort();
+                let code = if e.raw_os_error() == Some(28) {
+                    552
+                } else {
+                    426
+                };
+                self.send(Reply::new(code, format!("transfer failed: {e}")))
+                    .await
+            }
+        }
+    }
+
+    /// One transfer log line (in the spirit of xferlog: duration, client, bytes, file,
+    /// type, direction, user, result).
+    fn xferlog(&self, dir: char, path: &VirtualPath, bytes: u64, started: Instant, ok: bool) {
+        log::info!(
+            target: "sixstack_ftp::xferlog",
+            "{} {} {} {} b _ {dir} r {} ftp 0 * {}",
+            started.elapsed().as_secs(),
+            self.peer,
+            bytes,
+            path,
+            self.user.as_ref().map_or("-", |u| u.name.as_str()),
+            if ok { 'c' } else { 'i' }
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The FTP server on the stack against real clients in the peer namespace: curl (EPSV,
+//! PASV, active PORT/EPRT; IPv4 and IPv6) and Python's ftplib, byte for byte, with the
+//! standard security method; and the refusals: a wrong password, paths and symbolic links
+//! that lead out of the home, FTP bounce.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use common::*;
+
+struct Site {
+    dir: PathBuf,
+    home: PathBuf,
+    config: String,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn site(lab: &sixstack::lab::Lab, tag: &str) -> Site {
+    let dir = std::env::temp_dir().join(format!("sixstack-ftp-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let home = dir.join("anna");
+    std::fs::create_dir_all(home.join("pub")).unwrap();
+    std::fs::write(dir.join("secret.txt"), b"outside the home").unwrap();
+    std::os::unix::fs::symlink("../secret.txt", home.join("link-out")).unwrap();
+    let hash = sixstack_ftp::users::hash_password("anna's password").unwrap();
+    let users = dir.join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[[user]]\nname = \"anna\"\npassword = \"{hash}\"\nhome = \"{}\"\naccess = \"read-write\"\n\n\
+             [[user.path]]\npath = \"/pub\"\naccess = \"read-only\"\n",
+            home.display()
+        ),
+    )
+    .unwrap();
+    let mut config = sixstack::lab_config(lab, None);
+    config.push_str(&format!(
+        "\n[ftp]\nport = 2121\nusers = \"{}\"\nidle_timeout_s = 30\ndata_timeout_s = 10\n",
+        users.display()
+    ));
+    Site { dir, home, config }
+}
+
+fn url(ip: IpAddr, path: &str) -> String {
+    match ip {
+        IpAddr::V4(a) => format!("ftp://anna:anna%27s%20password@{a}:2121/{path}"),
+        IpAddr::V6(a) => format!("ftp://anna:anna%27s%20password@[{a}]:2121/{path}"),
+    }
+}
+
+/// curl up and down in every data-connection mode, over IPv4 and IPv6.
+#[test]
+fn curl_stores_and_retrieves_byte_exact() {
+    let g = LabGuard::new(false);
+    let s = site(&g.lab, "curl");
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let local = s.dir.join("payload.bin");
+    let data = pattern(3 << 20, 71);
+    std::fs::write(&local, &data).unwrap();
+    let to = std::net::SocketAddr::new(g.lab.stack4().into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let modes: [(&str, &[&str]); 4] = [
+        ("epsv", &[]),
+        ("pasv", &["--disable-epsv"]),
+        ("port", &["-P", "-", "--disable-eprt"]),
+        ("eprt", &["-P", "-"]),
+    ];
+    for (ip, tag) in [
+        (IpAddr::from(g.lab.stack4()), "v4"),
+        (IpAddr::from(g.lab.stack6()), "v6"),
+    ] {
+        for (mode, extra) in modes {
+            if ip.is_ipv6() && (mode == "pasv" || mode == "port") {
+                continue;
+            }
+            let name = format!("up-{tag}-{mode}.bin");
+            let mut args = vec!["curl", "-sS", "--max-time", "30", "-g"];
+            args.extend_from_slice(extra);
+            let up = url(ip, &name);
+            let local_s = local.to_str().unwrap().to_string();
+            let mut put = args.clone();
+            put.extend(["-T", &local_s, &up]);
+            let (ok, out) = ns_exec(&ns, &put);
+            assert!(ok, "{tag} {mode} upload: {out}");
+            let stored = std::fs::read(s.home.join(&name)).unwrap();
+            assert!(stored == data, "{tag} {mode}: stored bytes differ");
+            let back = s.dir.join(format!("back-{tag}-{mode}.bin"));
+            let back_s = back.to_str().unwrap().to_string();
+            let mut get = args.clone();
+            get.extend(["-o", &back_s, &up]);
+            let (ok, out) = ns_exec(&ns, &get);
+            assert!(ok, "{tag} {mode} download: {out}");
+            assert!(
+                std::fs::read(&back).unwrap() == data,
+                "{tag} {mode}: bytes differ"
+            );
+        }
+    }
+    // A wrong password: curl's "login denied" (67), nothing written.
+    let bad = format!("ftp://anna:wrong@{}:2121/x.bin", g.lab.stack4());
+    let out = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns,
+            "curl",
+            "-sS",
+            "--max-time",
+            "20",
+            "-T",
+        ])
+        .arg(&local)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(67), "{out:?}");
+    assert!(!s.home.join("x.bin").exists());
+    app.stop().unwrap();
+}
+
+/// Python's ftplib through a whole session, and the refusals.
+#[test]
+fn ftplib_session_and_refusals() {
+    let g = LabGuard::new(false);
+    let s = site(&g.lab, "ftplib");
+    std::fs::write(s.home.join("pub/readme.txt"), b"line one\nline two\n").unwrap();
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let script = format!(
+        r#"
+import ftplib, hashlib, io, os
+f = ftplib.FTP()
+f.connect("{stack}", 2121, timeout=20)
+try:
+    f.login("anna", "wrong")
+    print("WRONG-PASSWORD-ACCEPTED")
+except ftplib.error_perm as e:
+    print("denied", str(e)[:3])
+f.login("anna", "anna's password")
+print("pwd", f.pwd())
+f.mkd("work")
+f.cwd("work")
+data = os.urandom(1 << 20)
+f.storbinary("STOR blob", io.BytesIO(data))
+print("size", f.size("blob") == len(data))
+f.rename("blob", "blob2")
+print("nlst", f.nlst())
+got = io.BytesIO()
+f.retrbinary("RETR blob2", got.write)
+print("sha", hashlib.sha256(got.getvalue()).hexdigest() == hashlib.sha256(data).hexdigest())
+lines = []
+f.retrlines("RETR /pub/readme.txt", lines.append)
+print("ascii", lines)
+facts = list(f.mlsd("/pub"))
+print("mlsd", [(n, x["type"], x["size"]) for n, x in facts])
+for bad in ["RETR ../../secret.txt", "RETR /link-out", "RETR ../../../../etc/passwd"]:
+    try:
+        f.retrbinary(bad, lambda b: None)
+        print("ESCAPED", bad)
+    except ftplib.error_perm as e:
+        print("refused", str(e)[:3])
+try:
+    f.storbinary("STOR /pub/new.txt", io.BytesIO(b"x"))
+    print("READ-ONLY-WRITTEN")
+except ftplib.error_perm as e:
+    print("read-only", str(e)[:3])
+try:
+    f.sendcmd("PORT 10,9,9,9,200,1")
+    print("BOUNCE-ACCEPTED")
+except ftplib.error_perm as e:
+    print("bounce", str(e)[:3])
+f.delete("blob2")
+f.cwd("/")
+f.rmd("work")
+print("list", sorted(f.nlst()))
+f.quit()
+"#
+    );
+    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+    assert!(ok, "{out}");
+    for want in [
+        "denied 530",
+        "pwd /",
+        "size True",
+        "nlst ['blob2']",
+        "sha True",
+        "ascii ['line one', 'line two']",
+        "mlsd [('readme.txt', 'file', '18')]",
+        "read-only 550",
+        "bounce 501",
+        "list ['link-out', 'pub']",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert_eq!(out.matches("refused 550").count(), 3, "{out}");
+    assert!(
+        !out.contains("ESCAPED") && !out.contains("WRONG-PASSWORD") && !out.contains("WRITTEN")
+    );
+    assert!(!s.home.join("pub/new.txt").exists());
+    // No temporary upload file is left anywhere in the home.
+    let leftovers: Vec<_> = std::fs::read_dir(&s.home)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".part-"))
+        .collect();
+    assert!(leftovers.is_empty());
+    app.stop().unwrap();
+}
