@@ -266,7 +266,10 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
             let users = sixstack_ftp::users::Users::load(&path)
                 .map_err(|e| AppError::Config(format!("ftp users: {e}")))?;
             let [a, b] = *f.passive_ports.get_ref();
-            let mut policy = sixstack_ftp::SessionPolicy::default();
+            let mut policy = sixstack_ftp::SessionPolicy {
+                require_tls: f.require_tls,
+                ..Default::default()
+            };
             if let Some(banner) = &f.banner {
                 policy.banner = banner.clone();
             }
@@ -277,6 +280,8 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
                 policy,
                 idle_timeout: Duration::from_secs_f64(f.idle_timeout_s),
                 data_timeout: Duration::from_secs_f64(f.data_timeout_s),
+                implicit_port: f.implicit_port.as_ref().map(|p| *p.get_ref()),
+                require_data_resumption: f.require_data_resumption,
             }))
         }
     };
@@ -314,8 +319,9 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
     let board = &ctx.board;
     if let Some(f) = &ctx.ftp {
         let (n, fc) = (net.clone(), std::rc::Rc::new((**f).clone()));
+        let acceptor = tls.and_then(|_| shard_acceptor(net, tls, "ftp"));
         net.spawn(async move {
-            if let Err(e) = sixstack_ftp::serve(n, fc).await {
+            if let Err(e) = sixstack_ftp::serve(n, fc, acceptor).await {
                 log::error!("ftp stopped: {e}");
             }
         });

@@ -544,6 +544,16 @@ pub struct Ftp {
     /// The greeting's text.
     #[serde(default)]
     pub banner: Option<String>,
+    /// Implicit FTPS port (TLS from the first byte; needs `[tls]`), e.g. 990.
+    #[serde(default)]
+    pub implicit_port: Option<Spanned<u16>>,
+    /// A PROT P data connection must resume the control connection's TLS session (stops
+    /// data-connection theft); turn off for clients that cannot.
+    #[serde(default = "default_true")]
+    pub require_data_resumption: bool,
+    /// Every user must protect the control connection (AUTH TLS or implicit FTPS).
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 fn default_ftp_port() -> Spanned<u16> {
@@ -882,6 +892,22 @@ impl Config {
                 ));
             }
             seen.push((port, true, false));
+            if let Some(ip) = &f.implicit_port {
+                let p = *ip.get_ref();
+                if p == 0 || seen.iter().any(|&(q, t, _)| q == p && t) {
+                    return Err(err(
+                        ip.span(),
+                        format!("ftp implicit_port {p} is 0 or already used"),
+                    ));
+                }
+                seen.push((p, true, false));
+            }
+            if (f.implicit_port.is_some() || f.require_tls) && file.tls.is_none() {
+                return Err(err(
+                    f.port.span(),
+                    "implicit_port and require_tls need a [tls] section".into(),
+                ));
+            }
             let [a, b] = *f.passive_ports.get_ref();
             if a > b || a < 49152 {
                 return Err(err(

@@ -218,3 +218,117 @@ f.quit()
     assert!(leftovers.is_empty());
     app.stop().unwrap();
 }
+
+/// FTPS: explicit (AUTH TLS) and implicit with curl, FTP_TLS with PROT P in Python, byte for
+/// byte; the data connections resume the control connection's TLS session; a user who
+/// must use TLS is refused in clear text and without PROT P.
+#[test]
+fn ftps_explicit_and_implicit() {
+    let g = LabGuard::new(false);
+    let mut s = site(&g.lab, "ftps");
+    let hash = sixstack_ftp::users::hash_password("ben's password").unwrap();
+    let users = s.dir.join("users.toml");
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str(&format!(
+        "\n[[user]]\nname = \"ben\"\npassword = \"{hash}\"\nhome = \"{}\"\naccess = \"read-write\"\n\
+         tls = \"control-and-data\"\n",
+        s.home.display()
+    ));
+    std::fs::write(&users, text).unwrap();
+    s.config.push_str("implicit_port = 2990\n");
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let ca = format!("{}/ca.pem", sixstack::LAB_TLS_DIR);
+    let local = s.dir.join("payload.bin");
+    let data = pattern(2 << 20, 81);
+    std::fs::write(&local, &data).unwrap();
+    let local_s = local.to_str().unwrap().to_string();
+    for (scheme, port, extra) in [("ftp", 2121, "--ssl-reqd"), ("ftps", 2990, "-v")] {
+        let resolve = format!("sixstack.lab:{port}:{stack}");
+        let u = format!("{scheme}://anna:anna%27s%20password@sixstack.lab:{port}/tls-{scheme}.bin");
+        let base = [
+            "curl",
+            "-sS",
+            "--max-time",
+            "30",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            extra,
+        ];
+        let mut put = base.to_vec();
+        put.extend(["-T", &local_s, &u]);
+        let (ok, out) = ns_exec(&ns, &put);
+        assert!(ok, "{scheme} upload: {out}");
+        assert!(std::fs::read(s.home.join(format!("tls-{scheme}.bin"))).unwrap() == data);
+        let back = s.dir.join(format!("back-{scheme}.bin"));
+        let back_s = back.to_str().unwrap().to_string();
+        let mut get = base.to_vec();
+        get.extend(["-o", &back_s, &u]);
+        let (ok, out) = ns_exec(&ns, &get);
+        assert!(ok, "{scheme} download: {out}");
+        assert!(
+            std::fs::read(&back).unwrap() == data,
+            "{scheme}: bytes differ"
+        );
+    }
+    let script = format!(
+        r#"
+import ftplib, hashlib, io, os, ssl
+ctx = ssl.create_default_context(cafile="{ca}")
+ctx.check_hostname = False
+
+class Resuming(ftplib.FTP_TLS):
+    # ftplib does not hand the control connection's TLS session to the data connection;
+    # the server requires it, so this client does.
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+
+plain_tls = ftplib.FTP_TLS(context=ctx)
+plain_tls.connect("{stack}", 2121, timeout=20)
+plain_tls.login("ben", "ben's password")
+plain_tls.prot_p()
+try:
+    plain_tls.retrlines("LIST", lambda l: None)
+    print("UNRESUMED-DATA-ALLOWED")
+except (ssl.SSLError, OSError, ftplib.Error) as e:
+    print("unresumed refused")
+f = Resuming(context=ctx)
+f.connect("{stack}", 2121, timeout=20)
+f.login("ben", "ben's password")
+try:
+    f.retrlines("LIST", lambda l: None)
+    print("CLEAR-DATA-ALLOWED")
+except ftplib.error_perm as e:
+    print("prot-c", str(e)[:3])
+f.prot_p()
+data = os.urandom(1 << 20)
+f.storbinary("STOR py.bin", io.BytesIO(data))
+got = io.BytesIO()
+f.retrbinary("RETR py.bin", got.write)
+print("sha", hashlib.sha256(got.getvalue()).digest() == hashlib.sha256(data).digest())
+f.quit()
+plain = ftplib.FTP()
+plain.connect("{stack}", 2121, timeout=20)
+try:
+    plain.login("ben", "ben's password")
+    print("CLEAR-LOGIN-ALLOWED")
+except ftplib.error_perm as e:
+    print("clear", str(e)[:3])
+"#
+    );
+    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+    assert!(ok, "{out}");
+    for want in ["unresumed refused", "prot-c 521", "sha True", "clear 534"] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!out.contains("ALLOWED"), "{out}");
+    app.stop().unwrap();
+}

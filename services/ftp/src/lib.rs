@@ -15,6 +15,7 @@ pub mod fs;
 pub mod reply;
 pub mod server;
 pub mod session;
+pub mod stream;
 pub mod users;
 pub mod vpath;
 

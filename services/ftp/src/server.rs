@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use sixstack_stack::smoltcp::wire::{IpEndpoint, IpListenEndpoint};
 use sixstack_stack::{offload, timeout, ListenOptions, Net, TcpListener, TcpStream};
+use sixstack_tls::ShardAcceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::ascii::{FromWire, ToWire};
@@ -20,6 +21,7 @@ use crate::command::{TransferType, MAX_LINE};
 use crate::fs::{facts_line, long_line, timeval, Home};
 use crate::reply::Reply;
 use crate::session::{ListKind, LoginOutcome, Request, Session, SessionPolicy, Step};
+use crate::stream::Stream;
 use crate::users::{Access, User, Users};
 use crate::vpath::VirtualPath;
 
@@ -41,29 +43,65 @@ pub struct FtpConfig {
     pub idle_timeout: Duration,
     /// How long a data connection may take to be opened, and may stall.
     pub data_timeout: Duration,
+    /// Implicit FTPS port (TLS from the first byte), when TLS is configured.
+    pub implicit_port: Option<u16>,
+    /// A PROT P data connection must resume the control connection's TLS session (so no
+    /// one else can take it); off for clients that cannot.
+    pub require_data_resumption: bool,
 }
 
-/// Serves FTP on this shard until it drains.
-pub async fn serve(net: Net, cfg: Rc<FtpConfig>) -> io::Result<()> {
+/// Serves FTP on this shard until it drains; with `tls`, AUTH TLS and PROT P are offered
+/// and the implicit FTPS port is served too.
+pub async fn serve(net: Net, cfg: Rc<FtpConfig>, tls: Option<ShardAcceptor>) -> io::Result<()> {
+    if let (Some(port), Some(acceptor)) = (cfg.implicit_port, tls.clone()) {
+        let (n, c) = (net.clone(), cfg.clone());
+        net.spawn(async move {
+            if let Err(e) = listen(n, c, Some(acceptor), port, true).await {
+                log::error!("ftps on port {port} stopped: {e}");
+            }
+        });
+    }
+    let port = cfg.port;
+    listen(net, cfg, tls, port, false).await
+}
+
+async fn listen(
+    net: Net,
+    cfg: Rc<FtpConfig>,
+    tls: Option<ShardAcceptor>,
+    port: u16,
+    implicit: bool,
+) -> io::Result<()> {
     let listener = TcpListener::bind_with(
         &net,
-        IpListenEndpoint {
-            addr: None,
-            port: cfg.port,
-        },
+        IpListenEndpoint { addr: None, port },
         ListenOptions::from_config(&net),
     )?;
-    log::info!("ftp listening on port {}", cfg.port);
+    log::info!(
+        "ftp listening on port {port}{}",
+        if implicit { " (implicit TLS)" } else { "" }
+    );
     listener
         .serve_each(|stream, peer| {
-            let (net, cfg) = (net.clone(), cfg.clone());
+            let (net, cfg, tls) = (net.clone(), cfg.clone(), tls.clone());
             async move {
                 let ip: IpAddr = peer.addr.into();
+                let control = match (&tls, implicit) {
+                    (Some(a), true) => match a.accept(stream, &peer).await {
+                        Ok(s) => Stream::Tls(Box::new(s)),
+                        // The acceptor logs refused handshakes.
+                        Err(_) => return,
+                    },
+                    _ => Stream::Plain(stream),
+                };
+                let mut policy = cfg.policy.clone();
+                policy.tls_available = tls.is_some();
                 let mut conn = Conn {
-                    session: Session::new(cfg.policy.clone(), ip, false),
+                    session: Session::new(policy, ip, implicit),
                     net,
                     cfg,
-                    control: stream,
+                    tls,
+                    control,
                     peer: ip,
                     buf: Vec::new(),
                     user: None,
@@ -86,7 +124,8 @@ const DUMMY_HASH: &str =
 struct Conn {
     net: Net,
     cfg: Rc<FtpConfig>,
-    control: TcpStream,
+    tls: Option<ShardAcceptor>,
+    control: Stream,
     peer: IpAddr,
     buf: Vec<u8>,
     session: Session,
@@ -165,10 +204,43 @@ impl Conn {
                 self.send(r).await?;
                 return Ok(false);
             }
-            // TLS is not offered by this server (the policy says so): the session never
-            // asks for it; answer as a server without TLS.
-            Step::ReplyThenTls(_) | Step::ReplyThenClear(_) => {
-                self.send(Reply::new(534, "TLS is not available")).await?;
+            Step::ReplyThenTls(r) => {
+                let Some(acceptor) = self.tls.clone() else {
+                    self.send(Reply::new(534, "TLS is not available")).await?;
+                    return Ok(true);
+                };
+                if !self.buf.is_empty() {
+                    // Commands pipelined after AUTH TLS would be read as clear text.
+                    self.send(Reply::new(
+                        503,
+                        "nothing may follow AUTH TLS before the handshake",
+                    ))
+                    .await?;
+                    return Ok(false);
+                }
+                self.send(r).await?;
+                let Stream::Plain(tcp) = std::mem::replace(&mut self.control, Stream::Gone) else {
+                    return Ok(false);
+                };
+                let peer = self.peer;
+                match timeout(
+                    &self.net,
+                    self.cfg.data_timeout,
+                    acceptor.accept(tcp, &peer),
+                )
+                .await
+                {
+                    Ok(Ok(s)) => {
+                        self.control = Stream::Tls(Box::new(s));
+                        self.session.tls_started();
+                    }
+                    // The acceptor logs refused handshakes; the connection is gone.
+                    _ => return Ok(false),
+                }
+            }
+            // CCC is not allowed by this server's policy: the session refuses it itself.
+            Step::ReplyThenClear(_) => {
+                self.send(Reply::new(534, "CCC is not allowed")).await?;
             }
             Step::Login { user, password } => {
                 let found = self.cfg.users.get(&user).cloned();
@@ -389,8 +461,51 @@ impl Conn {
         self.send(r).await
     }
 
-    /// The data connection for the next transfer.
-    async fn open_data(&mut self) -> io::Result<TcpStream> {
+    /// The data connection for the next transfer: connected, `preliminary` (150) sent on
+    /// the control connection, then TLS under PROT P (clients start the handshake once
+    /// they have the 150).
+    async fn open_data(&mut self, preliminary: Reply) -> io::Result<Stream> {
+        let tcp = self.open_data_tcp().await?;
+        self.send(preliminary).await?;
+        if self.session.prot() != crate::command::ProtLevel::Private {
+            return Ok(Stream::Plain(tcp));
+        }
+        let acceptor = self
+            .tls
+            .clone()
+            .ok_or_else(|| io::Error::other("PROT P without TLS"))?;
+        let peer = self.peer;
+        let s = match timeout(
+            &self.net,
+            self.cfg.data_timeout,
+            acceptor.accept(tcp, &peer),
+        )
+        .await
+        {
+            Ok(r) => Stream::Tls(Box::new(r?)),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "data TLS handshake",
+                ))
+            }
+        };
+        if self.cfg.require_data_resumption && !s.resumed() {
+            let mut s = s;
+            s.abort();
+            log::warn!(
+                "ftp: data connection of {} did not resume the control connection's TLS session; refused",
+                self.peer
+            );
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the data connection must resume the control connection's TLS session",
+            ));
+        }
+        Ok(s)
+    }
+
+    async fn open_data_tcp(&mut self) -> io::Result<TcpStream> {
         let limit = self.cfg.data_timeout;
         if let Some(l) = self.passive.take() {
             let peer = self.peer;
@@ -452,11 +567,10 @@ impl Conn {
             text.push_str(&line);
             text.push_str("\r\n");
         }
-        let mut data = match self.open_data().await {
+        let mut data = match self.open_data(Reply::new(150, "listing follows")).await {
             Ok(d) => d,
             Err(e) => return self.send(Reply::new(425, e.to_string())).await,
         };
-        self.send(Reply::new(150, "listing follows")).await?;
         let sent = timeout(&self.net, self.cfg.data_timeout, async {
             data.write_all(text.as_bytes()).await?;
             data.shutdown().await?;
@@ -485,12 +599,13 @@ impl Conn {
             Ok(f) => Arc::new(f),
             Err(e) => return self.send(Reply::new(550, format!("{path}: {e}"))).await,
         };
-        let mut data = match self.open_data().await {
+        let mut data = match self
+            .open_data(Reply::new(150, format!("sending {path}")))
+            .await
+        {
             Ok(d) => d,
             Err(e) => return self.send(Reply::new(425, e.to_string())).await,
         };
-        self.send(Reply::new(150, format!("sending {path}")))
-            .await?;
         let started = Instant::now();
         let net = self.net.clone();
         let limit = self.cfg.data_timeout;
@@ -565,19 +680,18 @@ impl Conn {
             Ok(u) => u,
             Err(e) => return self.send(Reply::new(553, format!("{path}: {e}"))).await,
         };
-        let mut data = match self.open_data().await {
+        let what = if unique {
+            format!("FILE: {path}")
+        } else {
+            format!("receiving {path}")
+        };
+        let mut data = match self.open_data(Reply::new(150, what)).await {
             Ok(d) => d,
             Err(e) => {
                 upload.abandon();
                 return self.send(Reply::new(425, e.to_string())).await;
             }
         };
-        let what = if unique {
-            format!("FILE: {path}")
-        } else {
-            format!("receiving {path}")
-        };
-        self.send(Reply::new(150, what)).await?;
         let started = Instant::now();
         let net = self.net.clone();
         let limit = self.cfg.data_timeout;
@@ -612,7 +726,10 @@ impl Conn {
                     break;
                 }
             }
-            net.fsync(&file).await
+            net.fsync(&file).await?;
+            // Our end of the data connection (TLS: close_notify, which clients wait for).
+            timeout(&net, limit, data.shutdown()).await??;
+            Ok(())
         }
         .await;
         self.xferlog('i', &path, got, started, result.is_ok());
