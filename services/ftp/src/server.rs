@@ -81,9 +81,11 @@ async fn listen(
         "ftp listening on port {port}{}",
         if implicit { " (implicit TLS)" } else { "" }
     );
+    let data_tls = tls.as_ref().map(ShardAcceptor::without_tickets);
     listener
         .serve_each(|stream, peer| {
-            let (net, cfg, tls) = (net.clone(), cfg.clone(), tls.clone());
+            let (net, cfg, tls, data_tls) =
+                (net.clone(), cfg.clone(), tls.clone(), data_tls.clone());
             async move {
                 let ip: IpAddr = peer.addr.into();
                 let control = match (&tls, implicit) {
@@ -101,6 +103,7 @@ async fn listen(
                     net,
                     cfg,
                     tls,
+                    data_tls,
                     control,
                     peer: ip,
                     buf: Vec::new(),
@@ -125,6 +128,8 @@ struct Conn {
     net: Net,
     cfg: Rc<FtpConfig>,
     tls: Option<ShardAcceptor>,
+    /// For PROT P data connections: no session tickets of their own.
+    data_tls: Option<ShardAcceptor>,
     control: Stream,
     peer: IpAddr,
     buf: Vec<u8>,
@@ -471,7 +476,7 @@ impl Conn {
             return Ok(Stream::Plain(tcp));
         }
         let acceptor = self
-            .tls
+            .data_tls
             .clone()
             .ok_or_else(|| io::Error::other("PROT P without TLS"))?;
         let peer = self.peer;
@@ -727,8 +732,12 @@ impl Conn {
                 }
             }
             net.fsync(&file).await?;
-            // Our end of the data connection (TLS: close_notify, which clients wait for).
-            timeout(&net, limit, data.shutdown()).await??;
+            // Our end of the data connection (TLS: close_notify, which some clients wait
+            // for). Everything has arrived by now: a client that already closed its socket
+            // (and answers with a reset) does not make the upload fail.
+            if let Ok(Err(e)) = timeout(&net, limit, data.shutdown()).await {
+                log::debug!("ftp: closing the data connection after an upload: {e}");
+            }
             Ok(())
         }
         .await;

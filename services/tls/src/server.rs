@@ -200,6 +200,19 @@ impl fmt::Debug for ShardAcceptor {
 }
 
 impl ShardAcceptor {
+    /// The same acceptor issuing no TLS 1.3 session tickets: for connections that resume
+    /// another connection's session and never start one of their own (FTP data
+    /// connections), where tickets nobody reads make some clients close with a reset that
+    /// discards what they sent.
+    pub fn without_tickets(&self) -> ShardAcceptor {
+        let mut cfg = (**self.inner.config()).clone();
+        cfg.send_tls13_tickets = 0;
+        ShardAcceptor {
+            inner: TlsAcceptor::from(Arc::new(cfg)),
+            counters: self.counters.clone(),
+        }
+    }
+
     /// Runs the server handshake on `io`. A refused handshake is logged with the peer and
     /// the reason, counted, and returned as an error; nothing else changes.
     pub async fn accept<IO>(&self, io: IO, peer: &dyn fmt::Display) -> io::Result<TlsStream<IO>>
