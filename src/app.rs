@@ -282,6 +282,13 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
                 data_timeout: Duration::from_secs_f64(f.data_timeout_s),
                 implicit_port: f.implicit_port.as_ref().map(|p| *p.get_ref()),
                 require_data_resumption: f.require_data_resumption,
+                limits: sixstack_ftp::limits::Limits::new(sixstack_ftp::limits::LimitsConfig {
+                    max_clients: f.max_clients,
+                    max_per_address: f.max_per_address,
+                    max_failures: f.lockout_after,
+                    lockout: Duration::from_secs_f64(f.lockout_s),
+                }),
+                failure_delay: Duration::from_millis(f.failure_delay_ms),
             }))
         }
     };

@@ -554,6 +554,41 @@ pub struct Ftp {
     /// Every user must protect the control connection (AUTH TLS or implicit FTPS).
     #[serde(default)]
     pub require_tls: bool,
+    /// Control connections open at once.
+    #[serde(default = "default_ftp_max_clients")]
+    pub max_clients: u32,
+    /// Control connections open at once from one address.
+    #[serde(default = "default_ftp_per_address")]
+    pub max_per_address: u32,
+    /// Failed logins of a user from one address that lock them out there.
+    #[serde(default = "default_ftp_failures")]
+    pub lockout_after: u32,
+    /// Seconds a lockout lasts.
+    #[serde(default = "default_ftp_lockout")]
+    pub lockout_s: f64,
+    /// Milliseconds a failed login waits before its reply.
+    #[serde(default = "default_ftp_delay")]
+    pub failure_delay_ms: u64,
+}
+
+fn default_ftp_max_clients() -> u32 {
+    256
+}
+
+fn default_ftp_per_address() -> u32 {
+    16
+}
+
+fn default_ftp_failures() -> u32 {
+    5
+}
+
+fn default_ftp_lockout() -> f64 {
+    300.0
+}
+
+fn default_ftp_delay() -> u64 {
+    1000
 }
 
 fn default_ftp_port() -> Spanned<u16> {
@@ -914,6 +949,19 @@ impl Config {
                     f.passive_ports.span(),
                     "passive_ports must be [first, last] within 49152..65535 (ports the \
                      shards own)"
+                        .into(),
+                ));
+            }
+            if f.max_clients == 0
+                || f.max_per_address == 0
+                || f.lockout_after == 0
+                || !(1.0..=86_400.0).contains(&f.lockout_s)
+                || f.failure_delay_ms > 60_000
+            {
+                return Err(err(
+                    f.port.span(),
+                    "max_clients, max_per_address and lockout_after must be at least 1, \
+                     lockout_s 1 to 86400, failure_delay_ms at most 60000"
                         .into(),
                 ));
             }

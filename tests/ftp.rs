@@ -424,3 +424,64 @@ fn digest_of(data: &[u8]) -> Vec<u8> {
     h.update(data);
     h.finish().as_ref().to_vec()
 }
+
+/// Repeated failed logins lock a user out at that address (the right password is refused
+/// too, until the lockout ends); an address with too many connections gets 421.
+#[test]
+fn lockout_and_connection_limits() {
+    let g = LabGuard::new(false);
+    let mut s = site(&g.lab, "limits");
+    s.config
+        .push_str("lockout_after = 2\nlockout_s = 3\nfailure_delay_ms = 10\nmax_per_address = 3\n");
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let script = format!(
+        r#"
+import ftplib, time
+def login(pw):
+    f = ftplib.FTP()
+    f.connect("{stack}", 2121, timeout=20)
+    try:
+        f.login("anna", pw)
+        f.quit()
+        return "ok"
+    except ftplib.error_perm as e:
+        f.close()
+        return str(e)[:3]
+print("first", login("bad"), login("bad"))
+print("locked", login("anna's password"))
+time.sleep(3.2)
+print("after", login("anna's password"))
+held = []
+for i in range(3):
+    f = ftplib.FTP()
+    f.connect("{stack}", 2121, timeout=20)
+    held.append(f)
+try:
+    f = ftplib.FTP()
+    f.connect("{stack}", 2121, timeout=20)
+    print("FOURTH-ACCEPTED")
+except ftplib.error_temp as e:
+    print("fourth", str(e)[:3])
+for f in held:
+    f.close()
+time.sleep(0.5)
+print("again", login("anna's password"))
+"#
+    );
+    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+    assert!(ok, "{out}");
+    for want in [
+        "first 530 530",
+        "locked 530",
+        "after ok",
+        "fourth 421",
+        "again ok",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    app.stop().unwrap();
+}

@@ -12,6 +12,7 @@
 pub mod ascii;
 pub mod command;
 pub mod fs;
+pub mod limits;
 pub mod reply;
 pub mod server;
 pub mod session;

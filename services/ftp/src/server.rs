@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::ascii::{FromWire, ToWire};
 use crate::command::{TransferType, MAX_LINE};
 use crate::fs::{facts_line, long_line, timeval, Home};
+use crate::limits::{Admission, Limits};
 use crate::reply::Reply;
 use crate::session::{ListKind, LoginOutcome, Request, Session, SessionPolicy, Step};
 use crate::stream::Stream;
@@ -48,6 +49,11 @@ pub struct FtpConfig {
     /// A PROT P data connection must resume the control connection's TLS session (so no
     /// one else can take it); off for clients that cannot.
     pub require_data_resumption: bool,
+    /// Clients in all and per address, and the lockout after failed logins (shared by
+    /// every shard).
+    pub limits: Arc<Limits>,
+    /// How long a failed login waits before its reply.
+    pub failure_delay: Duration,
 }
 
 /// Serves FTP on this shard until it drains; with `tls`, AUTH TLS and PROT P are offered
@@ -88,6 +94,19 @@ async fn listen(
                 (net.clone(), cfg.clone(), tls.clone(), data_tls.clone());
             async move {
                 let ip: IpAddr = peer.addr.into();
+                let admission = match cfg.limits.admit(ip) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        log::warn!("ftp: {peer} turned away: {why}");
+                        let mut stream = stream;
+                        if !implicit {
+                            let r = Reply::new(421, format!("{why}; try again later"));
+                            let _ = stream.write_all(&r.to_bytes()).await;
+                            let _ = stream.shutdown().await;
+                        }
+                        return;
+                    }
+                };
                 let control = match (&tls, implicit) {
                     (Some(a), true) => match a.accept(stream, &peer).await {
                         Ok(s) => Stream::Tls(Box::new(s)),
@@ -99,6 +118,7 @@ async fn listen(
                 let mut policy = cfg.policy.clone();
                 policy.tls_available = tls.is_some();
                 let mut conn = Conn {
+                    _admission: admission,
                     session: Session::new(policy, ip, implicit),
                     net,
                     cfg,
@@ -125,6 +145,7 @@ const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c2l4c3RhY2tmdHBkdW1teQ$3vyHHpoUqgPz2yX2/lfG1qhPEgPO7LM6Wbbl7sgk5Rs";
 
 struct Conn {
+    _admission: Admission,
     net: Net,
     cfg: Rc<FtpConfig>,
     tls: Option<ShardAcceptor>,
@@ -248,7 +269,8 @@ impl Conn {
                 self.send(Reply::new(534, "CCC is not allowed")).await?;
             }
             Step::Login { user, password } => {
-                let found = self.cfg.users.get(&user).cloned();
+                let locked = self.cfg.limits.locked(&user, self.peer, Instant::now());
+                let found = self.cfg.users.get(&user).filter(|_| !locked).cloned();
                 let pw = password.expose().to_string();
                 let checked = found.clone();
                 let ok = offload(move || match &checked {
@@ -281,15 +303,26 @@ impl Conn {
                     },
                     _ => LoginOutcome::Denied,
                 };
-                log::info!(
-                    "ftp: login {} for {user} from {}",
-                    if outcome == LoginOutcome::Denied {
-                        "refused"
+                if outcome == LoginOutcome::Denied {
+                    if locked {
+                        log::warn!(
+                            "ftp: login for {user} from {} refused: locked out",
+                            self.peer
+                        );
+                    } else if self.cfg.limits.failed(&user, self.peer, Instant::now()) {
+                        log::warn!(
+                            "ftp: {user} from {} locked out after repeated failed logins",
+                            self.peer
+                        );
                     } else {
-                        "accepted"
-                    },
-                    self.peer
-                );
+                        log::info!("ftp: login for {user} from {} refused", self.peer);
+                    }
+                    // A failed login is answered late: guessing is slow.
+                    self.net.sleep(self.cfg.failure_delay).await;
+                } else {
+                    self.cfg.limits.succeeded(&user, self.peer);
+                    log::info!("ftp: {user} logged in from {}", self.peer);
+                }
                 let next = self.session.login_result(outcome);
                 if self.session.user().is_none() {
                     self.home = None;
