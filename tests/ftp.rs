@@ -485,3 +485,68 @@ print("again", login("anna's password"))
     }
     app.stop().unwrap();
 }
+
+/// REST: curl resumes an interrupted download (REST + RETR) and an interrupted upload
+/// (APPE after SIZE); the results are byte for byte the original.
+#[test]
+fn interrupted_transfers_resume() {
+    let g = LabGuard::new(false);
+    let s = site(&g.lab, "rest");
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let data = pattern(5 << 20, 91);
+    // Download: the first 1 234 567 bytes are already here.
+    std::fs::write(s.home.join("big.bin"), &data).unwrap();
+    let part = s.dir.join("big.part");
+    std::fs::write(&part, &data[..1_234_567]).unwrap();
+    let part_s = part.to_str().unwrap().to_string();
+    let u = url(stack.into(), "big.bin");
+    let (ok, out) = ns_exec(
+        &ns,
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "30",
+            "-C",
+            "-",
+            "-o",
+            &part_s,
+            &u,
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        std::fs::read(&part).unwrap() == data,
+        "resumed download differs"
+    );
+    // Upload: the server has the first 3 000 000 bytes.
+    std::fs::write(s.home.join("up.bin"), &data[..3_000_000]).unwrap();
+    let local = s.dir.join("full.bin");
+    std::fs::write(&local, &data).unwrap();
+    let local_s = local.to_str().unwrap().to_string();
+    let u = url(stack.into(), "up.bin");
+    let (ok, out) = ns_exec(
+        &ns,
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "30",
+            "-C",
+            "-",
+            "-T",
+            &local_s,
+            &u,
+        ],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        std::fs::read(s.home.join("up.bin")).unwrap() == data,
+        "resumed upload differs"
+    );
+    app.stop().unwrap();
+}
