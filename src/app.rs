@@ -262,9 +262,36 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
     let ftp = match &cfg.file.ftp {
         None => None,
         Some(f) => {
-            let path = cfg.path(f.users.get_ref());
-            let users = sixstack_ftp::users::Users::load(&path)
-                .map_err(|e| AppError::Config(format!("ftp users: {e}")))?;
+            use crate::config::FtpMethod;
+            let file = |v: &Option<toml::Spanned<String>>| {
+                v.as_ref()
+                    .map(|p| cfg.path(p.get_ref()))
+                    .unwrap_or_default()
+            };
+            let security = match f.method {
+                FtpMethod::Standard => sixstack_ftp::Security::Standard(Arc::new(
+                    sixstack_ftp::users::Users::load(&file(&f.users))
+                        .map_err(|e| AppError::Config(format!("ftp users: {e}")))?,
+                )),
+                FtpMethod::ResourceRules => sixstack_ftp::Security::Rules(Arc::new(
+                    sixstack_ftp::rules::RuleBase::load(&file(&f.rules))
+                        .map_err(|e| AppError::Config(format!("ftp rules: {e}")))?,
+                )),
+                FtpMethod::Exit => {
+                    let program = file(&f.exit_program);
+                    if !program.is_file() {
+                        return Err(AppError::Config(format!(
+                            "ftp exit_program {}: not a file",
+                            program.display()
+                        )));
+                    }
+                    sixstack_ftp::Security::Exit(Arc::new(sixstack_ftp::exit::ExitProgram {
+                        program,
+                        args: f.exit_args.clone(),
+                        timeout: Duration::from_millis(f.exit_timeout_ms),
+                    }))
+                }
+            };
             let [a, b] = *f.passive_ports.get_ref();
             let mut policy = sixstack_ftp::SessionPolicy {
                 require_tls: f.require_tls,
@@ -275,7 +302,7 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
             }
             Some(Arc::new(sixstack_ftp::FtpConfig {
                 port: *f.port.get_ref(),
-                users: Arc::new(users),
+                security,
                 passive_ports: a..=b,
                 policy,
                 idle_timeout: Duration::from_secs_f64(f.idle_timeout_s),

@@ -530,8 +530,25 @@ pub struct Ftp {
     /// Control port.
     #[serde(default = "default_ftp_port")]
     pub port: Spanned<u16>,
+    /// The security method: `standard` (the `users` file), `resource-rules` (the `rules`
+    /// file) or `exit` (`exit_program`).
+    #[serde(default)]
+    pub method: FtpMethod,
     /// The security file of the `standard` method (users, Argon2id hashes, homes).
-    pub users: Spanned<String>,
+    #[serde(default)]
+    pub users: Option<Spanned<String>>,
+    /// The rules file of the `resource-rules` method (users, groups, profiles).
+    #[serde(default)]
+    pub rules: Option<Spanned<String>>,
+    /// The program of the `exit` method, called for every login and file access.
+    #[serde(default)]
+    pub exit_program: Option<Spanned<String>>,
+    /// Its arguments.
+    #[serde(default)]
+    pub exit_args: Vec<String>,
+    /// Milliseconds one call of it may take (then: denied).
+    #[serde(default = "default_exit_timeout")]
+    pub exit_timeout_ms: u64,
     /// Passive data ports, `[first, last]`, within 49152..65535.
     #[serde(default = "default_passive_ports")]
     pub passive_ports: Spanned<[u16; 2]>,
@@ -589,6 +606,23 @@ fn default_ftp_lockout() -> f64 {
 
 fn default_ftp_delay() -> u64 {
     1000
+}
+
+/// The FTP server's security method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FtpMethod {
+    /// Users and per-path rules in a security file.
+    #[default]
+    Standard,
+    /// Users, groups and resource profiles.
+    ResourceRules,
+    /// An external program decides.
+    Exit,
+}
+
+fn default_exit_timeout() -> u64 {
+    2000
 }
 
 fn default_ftp_port() -> Spanned<u16> {
@@ -936,6 +970,23 @@ impl Config {
                     ));
                 }
                 seen.push((p, true, false));
+            }
+            let (needed, what) = match f.method {
+                FtpMethod::Standard => (f.users.is_some(), "users"),
+                FtpMethod::ResourceRules => (f.rules.is_some(), "rules"),
+                FtpMethod::Exit => (f.exit_program.is_some(), "exit_program"),
+            };
+            if !needed {
+                return Err(err(
+                    f.port.span(),
+                    format!("the ftp method {:?} needs `{what}`", f.method),
+                ));
+            }
+            if !(10..=60_000).contains(&f.exit_timeout_ms) {
+                return Err(err(
+                    f.port.span(),
+                    "exit_timeout_ms must be between 10 and 60000".into(),
+                ));
             }
             if (f.implicit_port.is_some() || f.require_tls) && file.tls.is_none() {
                 return Err(err(

@@ -550,3 +550,160 @@ fn interrupted_transfers_resume() {
     );
     app.stop().unwrap();
 }
+
+/// The resource-rules method: the most specific profile decides (UACC, a group's entry, the
+/// user's own), every decision audited; denials get 550 and write nothing.
+#[test]
+fn resource_rules_method() {
+    let g = LabGuard::new(false);
+    let s = site(&g.lab, "rules");
+    std::fs::create_dir_all(s.home.join("data/payroll")).unwrap();
+    let hash = sixstack_ftp::users::hash_password("anna's password").unwrap();
+    let rules = s.dir.join("rules.toml");
+    std::fs::write(
+        &rules,
+        format!(
+            "[[user]]\nname = \"anna\"\npassword = \"{hash}\"\nhome = \"{}\"\ngroups = [\"payroll\"]\n\n\
+             [[profile]]\npattern = \"/**\"\nuacc = \"read\"\n\n\
+             [[profile]]\npattern = \"/data/payroll/**\"\nuacc = \"none\"\n\
+             access = [{{ id = \"payroll\", level = \"update\" }}]\n\n\
+             [[profile]]\npattern = \"/data/payroll/*.TXT\"\nuacc = \"none\"\n\
+             access = [{{ id = \"anna\", level = \"alter\" }}]\n",
+            s.home.display()
+        ),
+    )
+    .unwrap();
+    let config = s.config.replace(
+        &format!("users = \"{}\"", s.dir.join("users.toml").display()),
+        &format!(
+            "method = \"resource-rules\"\nrules = \"{}\"",
+            rules.display()
+        ),
+    );
+    assert!(config.contains("resource-rules"));
+    let app = start_appliance_with(&config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let script = format!(
+        r#"
+import ftplib, io
+f = ftplib.FTP()
+f.connect("{stack}", 2121, timeout=20)
+f.login("anna", "anna's password")
+def attempt(name, fn):
+    try:
+        fn()
+        print(name, "ok")
+    except ftplib.error_perm as e:
+        print(name, str(e)[:3])
+attempt("stor-pub", lambda: f.storbinary("STOR /pub/x", io.BytesIO(b"x")))
+attempt("stor-run", lambda: f.storbinary("STOR /data/payroll/run.dat", io.BytesIO(b"run")))
+attempt("dele-run", lambda: f.delete("/data/payroll/run.dat"))
+attempt("stor-txt", lambda: f.storbinary("STOR /data/payroll/LIST.TXT", io.BytesIO(b"list")))
+attempt("dele-txt", lambda: f.delete("/data/payroll/LIST.TXT"))
+attempt("list-pub", lambda: f.nlst("/pub"))
+f.quit()
+"#
+    );
+    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+    assert!(ok, "{out}");
+    for want in [
+        "stor-pub 550",
+        "stor-run ok",
+        "dele-run 550",
+        "stor-txt ok",
+        "dele-txt ok",
+        "list-pub ok",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!s.home.join("pub/x").exists());
+    assert!(s.home.join("data/payroll/run.dat").exists());
+    assert!(!s.home.join("data/payroll/LIST.TXT").exists());
+    app.stop().unwrap();
+}
+
+/// The exit method: a program decides every login and access; its crash or silence is a
+/// denial, and a denied upload writes nothing.
+#[test]
+fn exit_method() {
+    let g = LabGuard::new(false);
+    let s = site(&g.lab, "exit");
+    let program = s.dir.join("ftp-exit.py");
+    std::fs::write(
+        &program,
+        format!(
+            r#"import json, os, sys
+r = json.loads(sys.stdin.readline())
+if r["event"] == "login":
+    if r["user"] == "crash":
+        os.kill(os.getpid(), 9)
+    if r["user"] == "slow":
+        import time; time.sleep(5)
+    ok = r["user"] == "carl" and r["password"] == "carl's password"
+    print(json.dumps({{"allow": ok, "home": "{}"}}))
+else:
+    print(json.dumps({{"allow": r["access"] == "read" or r["path"].startswith("/in/")}}))
+"#,
+            s.home.display()
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir_all(s.home.join("in")).unwrap();
+    let config = s.config.replace(
+        &format!("users = \"{}\"", s.dir.join("users.toml").display()),
+        &format!(
+            "method = \"exit\"\nexit_program = \"/usr/bin/env\"\nexit_args = [\"python3\", \"{}\"]\n\
+             exit_timeout_ms = 2000\nfailure_delay_ms = 10",
+            program.display()
+        ),
+    );
+    let app = start_appliance_with(&config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let script = format!(
+        r#"
+import ftplib, io
+def login(user, pw):
+    f = ftplib.FTP()
+    f.connect("{stack}", 2121, timeout=20)
+    try:
+        f.login(user, pw)
+        return f
+    except ftplib.error_perm as e:
+        print(user, str(e)[:3])
+        f.close()
+login("crash", "x")
+login("slow", "x")
+login("carl", "wrong")
+f = login("carl", "carl's password")
+for name, path in [("in", "/in/a.txt"), ("out", "/out.txt")]:
+    try:
+        f.storbinary("STOR " + path, io.BytesIO(b"data"))
+        print(name, "ok")
+    except ftplib.error_perm as e:
+        print(name, str(e)[:3])
+print("list", f.nlst("/in"))
+f.quit()
+"#
+    );
+    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+    assert!(ok, "{out}");
+    for want in [
+        "crash 530",
+        "slow 530",
+        "carl 530",
+        "in ok",
+        "out 550",
+        "list ['a.txt']",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(s.home.join("in/a.txt").exists());
+    assert!(!s.home.join("out.txt").exists());
+    app.stop().unwrap();
+}

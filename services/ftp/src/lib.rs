@@ -11,9 +11,12 @@
 
 pub mod ascii;
 pub mod command;
+pub mod exit;
 pub mod fs;
 pub mod limits;
 pub mod reply;
+pub mod rules;
+pub mod security;
 pub mod server;
 pub mod session;
 pub mod stream;
@@ -22,6 +25,7 @@ pub mod vpath;
 
 pub use command::{Command, CommandError, ProtLevel, TransferType};
 pub use reply::Reply;
+pub use security::Security;
 pub use server::{serve, FtpConfig};
 pub use session::{LoginOutcome, Request, Session, SessionPolicy, Step};
 pub use vpath::{PathError, VirtualPath};

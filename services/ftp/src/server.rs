@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sixstack_stack::smoltcp::wire::{IpEndpoint, IpListenEndpoint};
-use sixstack_stack::{offload, timeout, ListenOptions, Net, TcpListener, TcpStream};
+use sixstack_stack::{timeout, ListenOptions, Net, TcpListener, TcpStream};
 use sixstack_tls::ShardAcceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -21,9 +21,10 @@ use crate::command::{TransferType, MAX_LINE};
 use crate::fs::{facts_line, long_line, timeval, Home};
 use crate::limits::{Admission, Limits};
 use crate::reply::Reply;
+use crate::rules::Level;
+use crate::security::{Account, Security};
 use crate::session::{ListKind, LoginOutcome, Request, Session, SessionPolicy, Step};
 use crate::stream::Stream;
-use crate::users::{Access, User, Users};
 use crate::vpath::VirtualPath;
 
 /// Bytes moved per disk operation.
@@ -34,8 +35,8 @@ const CHUNK: usize = 256 * 1024;
 pub struct FtpConfig {
     /// Control port.
     pub port: u16,
-    /// The `standard` security method's users.
-    pub users: Arc<Users>,
+    /// The security method.
+    pub security: Security,
     /// Passive data ports (within 49152..=65535; each shard uses the ones it owns).
     pub passive_ports: RangeInclusive<u16>,
     /// Session rules.
@@ -127,7 +128,7 @@ async fn listen(
                     control,
                     peer: ip,
                     buf: Vec::new(),
-                    user: None,
+                    account: None,
                     home: None,
                     passive: None,
                     active: None,
@@ -140,10 +141,6 @@ async fn listen(
         .await
 }
 
-/// A dummy hash: an unknown user's login costs as much as a known one's.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c2l4c3RhY2tmdHBkdW1teQ$3vyHHpoUqgPz2yX2/lfG1qhPEgPO7LM6Wbbl7sgk5Rs";
-
 struct Conn {
     _admission: Admission,
     net: Net,
@@ -155,7 +152,7 @@ struct Conn {
     peer: IpAddr,
     buf: Vec<u8>,
     session: Session,
-    user: Option<User>,
+    account: Option<Account>,
     home: Option<Home>,
     passive: Option<TcpListener>,
     active: Option<SocketAddr>,
@@ -270,38 +267,28 @@ impl Conn {
             }
             Step::Login { user, password } => {
                 let locked = self.cfg.limits.locked(&user, self.peer, Instant::now());
-                let found = self.cfg.users.get(&user).filter(|_| !locked).cloned();
-                let pw = password.expose().to_string();
-                let checked = found.clone();
-                let ok = offload(move || match &checked {
-                    Some(u) => u.check_password(&pw),
-                    None => {
-                        let dummy = User {
-                            name: String::new(),
-                            password: DUMMY_HASH.into(),
-                            home: "/".into(),
-                            access: Access::None,
-                            tls: Default::default(),
-                            rules: Vec::new(),
-                        };
-                        dummy.check_password(&pw);
-                        false
-                    }
-                })
-                .await?;
-                let outcome = match (&found, ok) {
-                    (Some(u), true) => match Home::open(&u.home) {
+                let account = if locked {
+                    None
+                } else {
+                    self.cfg
+                        .security
+                        .login(&user, password.expose(), self.peer)
+                        .await
+                };
+                let outcome = match account {
+                    Some(a) => match Home::open(&a.home) {
                         Ok(h) => {
                             self.home = Some(h);
-                            self.user = Some(u.clone());
-                            LoginOutcome::Accepted(u.tls)
+                            let tls = a.tls;
+                            self.account = Some(a);
+                            LoginOutcome::Accepted(tls)
                         }
                         Err(e) => {
-                            log::warn!("ftp: home {} of {user}: {e}", u.home.display());
+                            log::warn!("ftp: home {} of {user}: {e}", a.home.display());
                             LoginOutcome::Denied
                         }
                     },
-                    _ => LoginOutcome::Denied,
+                    None => LoginOutcome::Denied,
                 };
                 if outcome == LoginOutcome::Denied {
                     if locked {
@@ -326,7 +313,7 @@ impl Conn {
                 let next = self.session.login_result(outcome);
                 if self.session.user().is_none() {
                     self.home = None;
-                    self.user = None;
+                    self.account = None;
                 }
                 return Box::pin(self.step(next)).await;
             }
@@ -335,19 +322,50 @@ impl Conn {
         Ok(true)
     }
 
-    fn access(&self, p: &VirtualPath) -> Access {
-        self.user.as_ref().map_or(Access::None, |u| u.access_at(p))
+    /// Whether the logged-in user may do what needs `need` at `p`.
+    async fn allowed(&self, p: &VirtualPath, need: Level) -> bool {
+        match &self.account {
+            Some(a) => self.cfg.security.allowed(a, p, need, self.peer).await,
+            None => false,
+        }
     }
 
     async fn request(&mut self, req: Request) -> io::Result<()> {
+        // Access first: what the request needs where (STOU checks its name when made).
+        let target = match &req {
+            Request::ChangeDir(p)
+            | Request::List(_, p)
+            | Request::Retrieve { path: p, .. }
+            | Request::Size(p, _)
+            | Request::ModTime(p)
+            | Request::Facts(p)
+            | Request::StatPath(p) => Some((p.clone(), Level::Read)),
+            Request::Store {
+                path,
+                unique: false,
+                ..
+            }
+            | Request::MakeDir(path) => Some((path.clone(), Level::Update)),
+            Request::Delete(p) | Request::RemoveDir(p) | Request::RenameFrom(p) => {
+                Some((p.clone(), Level::Alter))
+            }
+            Request::Rename { to, .. } => Some((to.clone(), Level::Alter)),
+            _ => None,
+        };
+        if let Some((p, need)) = target {
+            if !self.allowed(&p, need).await {
+                return self
+                    .send(Reply::new(550, format!("{p}: permission denied")))
+                    .await;
+            }
+        }
         let Some(home) = self.home.as_ref() else {
             return self.send(Reply::new(530, "not logged in")).await;
         };
-        let denied = || Reply::new(550, "permission denied");
         let failed = |e: io::Error| Reply::new(550, e.to_string());
         let reply = match req {
             Request::ChangeDir(p) => {
-                if self.access(&p) == Access::None || !home.is_dir(&p) {
+                if !home.is_dir(&p) {
                     Reply::new(550, format!("{p}: no such directory"))
                 } else {
                     self.session.entered(p)
@@ -362,11 +380,6 @@ impl Conn {
                 unique,
                 ty,
             } => return self.store(path, offset, append, unique, ty).await,
-            Request::Delete(p) | Request::RemoveDir(p) | Request::MakeDir(p)
-                if self.access(&p) != Access::ReadWrite =>
-            {
-                denied()
-            }
             Request::Delete(p) => match home.delete(&p) {
                 Ok(()) => Reply::new(250, format!("{p} deleted")),
                 Err(e) => failed(e),
@@ -379,34 +392,14 @@ impl Conn {
                 Ok(()) => Reply::new(257, format!("{} created", crate::session::quote_path(&p))),
                 Err(e) => failed(e),
             },
-            Request::RenameFrom(p) => {
-                if self.access(&p) != Access::ReadWrite {
-                    denied()
-                } else {
-                    match home.stat(&p) {
-                        Ok(_) => self.session.rename_from(p),
-                        Err(e) => failed(e),
-                    }
-                }
-            }
-            Request::Rename { from, to } => {
-                if self.access(&to) != Access::ReadWrite {
-                    denied()
-                } else {
-                    match home.rename(&from, &to) {
-                        Ok(()) => Reply::new(250, format!("renamed to {to}")),
-                        Err(e) => failed(e),
-                    }
-                }
-            }
-            Request::Size(p, _)
-            | Request::ModTime(p)
-            | Request::Facts(p)
-            | Request::StatPath(p)
-                if self.access(&p) == Access::None =>
-            {
-                denied()
-            }
+            Request::RenameFrom(p) => match home.stat(&p) {
+                Ok(_) => self.session.rename_from(p),
+                Err(e) => failed(e),
+            },
+            Request::Rename { from, to } => match home.rename(&from, &to) {
+                Ok(()) => Reply::new(250, format!("renamed to {to}")),
+                Err(e) => failed(e),
+            },
             Request::Size(p, _) => match home.stat(&p) {
                 Ok(e) if !e.dir => Reply::new(213, e.size.to_string()),
                 Ok(_) => Reply::new(550, format!("{p} is a directory")),
@@ -419,7 +412,7 @@ impl Conn {
             Request::Facts(p) => match home.stat(&p) {
                 Ok(mut e) => {
                     e.name = p.to_string();
-                    let w = self.access(&p) == Access::ReadWrite;
+                    let w = self.allowed(&p, Level::Update).await;
                     Reply::multi(250, format!("facts of {p}"), vec![facts_line(&e, w)], "End")
                 }
                 Err(e) => failed(e),
@@ -579,9 +572,7 @@ impl Conn {
     }
 
     async fn list(&mut self, kind: ListKind, p: VirtualPath) -> io::Result<()> {
-        if self.access(&p) == Access::None {
-            return self.send(Reply::new(550, "permission denied")).await;
-        }
+        let writable = self.allowed(&p, Level::Update).await;
         let Some(home) = self.home.as_ref() else {
             return self.send(Reply::new(530, "not logged in")).await;
         };
@@ -594,7 +585,6 @@ impl Conn {
             },
             Err(e) => return self.send(Reply::new(550, e.to_string())).await,
         };
-        let writable = self.access(&p) == Access::ReadWrite;
         let mut text = String::new();
         for e in &entries {
             let line = match kind {
@@ -627,9 +617,6 @@ impl Conn {
         offset: u64,
         ty: TransferType,
     ) -> io::Result<()> {
-        if self.access(&path) == Access::None {
-            return self.send(Reply::new(550, "permission denied")).await;
-        }
         let Some(home) = self.home.as_ref() else {
             return self.send(Reply::new(530, "not logged in")).await;
         };
@@ -711,8 +698,10 @@ impl Conn {
         } else {
             path
         };
-        if self.access(&path) != Access::ReadWrite {
-            return self.send(Reply::new(550, "permission denied")).await;
+        if unique && !self.allowed(&path, Level::Update).await {
+            return self
+                .send(Reply::new(550, format!("{path}: permission denied")))
+                .await;
         }
         let upload = match home.begin_upload(&path, offset, append) {
             Ok(u) => u,
@@ -810,7 +799,7 @@ impl Conn {
             self.peer,
             bytes,
             path,
-            self.user.as_ref().map_or("-", |u| u.name.as_str()),
+            self.account.as_ref().map_or("-", |a| a.name.as_str()),
             if ok { 'c' } else { 'i' }
         );
     }
