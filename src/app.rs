@@ -292,6 +292,8 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
                     }))
                 }
             };
+            let mut signon = security.certificate_map();
+            signon.common_name_is_user = f.certificate_common_name;
             let [a, b] = *f.passive_ports.get_ref();
             let mut policy = sixstack_ftp::SessionPolicy {
                 require_tls: f.require_tls,
@@ -316,6 +318,7 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
                     lockout: Duration::from_secs_f64(f.lockout_s),
                 }),
                 failure_delay: Duration::from_millis(f.failure_delay_ms),
+                signon: Arc::new(signon),
             }))
         }
     };

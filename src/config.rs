@@ -586,6 +586,10 @@ pub struct Ftp {
     /// Milliseconds a failed login waits before its reply.
     #[serde(default = "default_ftp_delay")]
     pub failure_delay_ms: u64,
+    /// A verified client certificate whose common name is a user's name signs that user on
+    /// without a password (beside the fingerprints listed per user).
+    #[serde(default)]
+    pub certificate_common_name: bool,
 }
 
 fn default_ftp_max_clients() -> u32 {

@@ -707,3 +707,64 @@ f.quit()
     assert!(!s.home.join("out.txt").exists());
     app.stop().unwrap();
 }
+
+/// Client-certificate sign-on: the lab client certificate's fingerprint signs its user on
+/// without a password; without the certificate the same user cannot log in.
+#[test]
+fn client_certificate_sign_on() {
+    let g = LabGuard::new(false);
+    let s = site(&g.lab, "cert");
+    let dir = sixstack::LAB_TLS_DIR;
+    let certs =
+        sixstack_tls::material::load_certs(std::path::Path::new(&format!("{dir}/client.pem")))
+            .unwrap();
+    let fp = sixstack_tls::CertInfo::from_der(&certs[0]).unwrap().sha256;
+    let users = s.dir.join("users.toml");
+    let mut text = std::fs::read_to_string(&users).unwrap();
+    text.push_str(&format!(
+        "\n[[user]]\nname = \"robot\"\nhome = \"{}\"\naccess = \"read-write\"\ncertificates = [\"{fp}\"]\n",
+        s.home.display()
+    ));
+    std::fs::write(&users, text).unwrap();
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let local = s.dir.join("robot.bin");
+    std::fs::write(&local, pattern(100_000, 5)).unwrap();
+    let local_s = local.to_str().unwrap().to_string();
+    let resolve = format!("sixstack.lab:2121:{stack}");
+    let u = "ftp://robot:anything@sixstack.lab:2121/robot.bin";
+    let ca = format!("{dir}/ca.pem");
+    let (cert, key) = (format!("{dir}/client.pem"), format!("{dir}/client.key"));
+    let base = [
+        "curl",
+        "-sS",
+        "--max-time",
+        "20",
+        "--ssl-reqd",
+        "--cacert",
+        &ca,
+        "--resolve",
+        &resolve,
+    ];
+    let mut with = base.to_vec();
+    with.extend(["--cert", &cert, "--key", &key, "-T", &local_s, u]);
+    let (ok, out) = ns_exec(&ns, &with);
+    assert!(ok, "with the certificate: {out}");
+    assert_eq!(
+        std::fs::read(s.home.join("robot.bin")).unwrap().len(),
+        100_000
+    );
+    let mut without = base.to_vec();
+    without.extend([
+        "-T",
+        &local_s,
+        "ftp://robot:anything@sixstack.lab:2121/again.bin",
+    ]);
+    let (ok, out) = ns_exec(&ns, &without);
+    assert!(!ok && out.contains("530"), "without the certificate: {out}");
+    assert!(!s.home.join("again.bin").exists());
+    app.stop().unwrap();
+}

@@ -54,6 +54,7 @@ fn password_check(user: Option<User>, password: String) -> Option<User> {
                 access: Access::None,
                 tls: TlsRequirement::None,
                 rules: Vec::new(),
+                certificates: Vec::new(),
             };
             dummy.check_password(&password);
             None
@@ -101,6 +102,35 @@ impl Security {
             tls: found.tls,
             user: Some(found),
         })
+    }
+
+    /// The account of `user` without a password: for a user a verified client certificate
+    /// signed on (the exit method decides passwords only, so it has none).
+    pub fn account_of(&self, user: &str) -> Option<Account> {
+        let u = match self {
+            Security::Standard(users) => users.get(user)?.clone(),
+            Security::Rules(rules) => rules.user(user)?.clone(),
+            Security::Exit(_) => return None,
+        };
+        Some(Account {
+            name: u.name.clone(),
+            home: u.home.clone(),
+            tls: u.tls,
+            user: Some(u),
+        })
+    }
+
+    /// Which user each client certificate fingerprint signs on.
+    pub fn certificate_map(&self) -> sixstack_tls::signon::UserMap {
+        let mut map = sixstack_tls::signon::UserMap::new();
+        if let Security::Standard(users) = self {
+            for u in users.iter() {
+                for f in &u.certificates {
+                    map.map_fingerprint(f, u.name.clone());
+                }
+            }
+        }
+        map
     }
 
     /// Whether `account` may do what needs `need` at `path`.

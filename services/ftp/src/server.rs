@@ -55,6 +55,8 @@ pub struct FtpConfig {
     pub limits: Arc<Limits>,
     /// How long a failed login waits before its reply.
     pub failure_delay: Duration,
+    /// Which user a verified client certificate signs on (no password asked).
+    pub signon: Arc<sixstack_tls::signon::UserMap>,
 }
 
 /// Serves FTP on this shard until it drains; with `tls`, AUTH TLS and PROT P are offered
@@ -118,8 +120,10 @@ async fn listen(
                 };
                 let mut policy = cfg.policy.clone();
                 policy.tls_available = tls.is_some();
+                let cert_user = certificate_user(&cfg, &control);
                 let mut conn = Conn {
                     _admission: admission,
+                    cert_user,
                     session: Session::new(policy, ip, implicit),
                     net,
                     cfg,
@@ -141,8 +145,19 @@ async fn listen(
         .await
 }
 
+/// The user a control connection's verified client certificate signs on, if any.
+fn certificate_user(cfg: &FtpConfig, control: &Stream) -> Option<String> {
+    let Stream::Tls(t) = control else {
+        return None;
+    };
+    let info = sixstack_tls::server::SessionInfo::of(t.get_ref().1);
+    cfg.signon.user_for(info.peer_chain.first()?)
+}
+
 struct Conn {
     _admission: Admission,
+    /// The user the control connection's client certificate signs on.
+    cert_user: Option<String>,
     net: Net,
     cfg: Rc<FtpConfig>,
     tls: Option<ShardAcceptor>,
@@ -255,6 +270,7 @@ impl Conn {
                 {
                     Ok(Ok(s)) => {
                         self.control = Stream::Tls(Box::new(s));
+                        self.cert_user = certificate_user(&self.cfg, &self.control);
                         self.session.tls_started();
                     }
                     // The acceptor logs refused handshakes; the connection is gone.
@@ -269,6 +285,12 @@ impl Conn {
                 let locked = self.cfg.limits.locked(&user, self.peer, Instant::now());
                 let account = if locked {
                     None
+                } else if self.cert_user.as_deref() == Some(user.as_str()) {
+                    log::info!(
+                        "ftp: {user} from {} signed on with a client certificate",
+                        self.peer
+                    );
+                    self.cfg.security.account_of(&user)
                 } else {
                     self.cfg
                         .security

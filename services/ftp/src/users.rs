@@ -74,6 +74,9 @@ pub struct User {
     pub tls: TlsRequirement,
     /// Per-path rules.
     pub rules: Vec<PathRule>,
+    /// SHA-256 fingerprints of client certificates that sign this user on without a
+    /// password (hex, upper case, no separators).
+    pub certificates: Vec<String>,
 }
 
 impl User {
@@ -145,6 +148,8 @@ struct UserRepr {
     tls: TlsRequirement,
     #[serde(default, rename = "path")]
     paths: Vec<PathRepr>,
+    #[serde(default)]
+    certificates: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -241,6 +246,24 @@ impl Users {
                     access: r.access,
                 });
             }
+            let mut certificates = Vec::new();
+            for c in &u.certificates {
+                let hex: String = c
+                    .chars()
+                    .filter(|ch| *ch != ':' && !ch.is_whitespace())
+                    .map(|ch| ch.to_ascii_uppercase())
+                    .collect();
+                if hex.len() != 64 || !hex.chars().all(|ch| ch.is_ascii_hexdigit()) {
+                    return Err(invalid(
+                        span.clone(),
+                        format!(
+                            "certificate {c:?} of {} is not a SHA-256 fingerprint",
+                            u.name
+                        ),
+                    ));
+                }
+                certificates.push(hex);
+            }
             users.push(User {
                 name: u.name,
                 password,
@@ -248,6 +271,7 @@ impl Users {
                 access: u.access,
                 tls: u.tls,
                 rules,
+                certificates,
             });
         }
         Ok(Users { users })
@@ -275,6 +299,11 @@ impl Users {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.users.is_empty()
+    }
+
+    /// Every user with the certificate fingerprints that sign them on.
+    pub fn iter(&self) -> impl Iterator<Item = &User> {
+        self.users.iter()
     }
 }
 
