@@ -768,3 +768,48 @@ fn client_certificate_sign_on() {
     assert!(!s.home.join("again.bin").exists());
     app.stop().unwrap();
 }
+
+/// ABOR during a download and during an upload: 426 for the transfer, 226 for ABOR, the
+/// session goes on, and an aborted new upload leaves no file.
+#[test]
+fn abor_during_transfers() {
+    let g = LabGuard::new(false);
+    let s = site(&g.lab, "abor");
+    std::fs::write(s.home.join("big.bin"), pattern(40 << 20, 3)).unwrap();
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let script = format!(
+        r#"
+import ftplib
+f = ftplib.FTP()
+f.connect("{stack}", 2121, timeout=20)
+f.login("anna", "anna's password")
+f.voidcmd("TYPE I")
+conn = f.transfercmd("RETR big.bin")
+conn.recv(65536)
+first = f.abort()
+second = f.getmultiline()
+conn.close()
+print("retr", first[:3], second[:3])
+print("pwd", f.pwd())
+conn = f.transfercmd("STOR partial.bin")
+conn.sendall(b"x" * 100000)
+first = f.abort()
+second = f.getmultiline()
+conn.close()
+print("stor", first[:3], second[:3])
+print("left", "partial.bin" in f.nlst())
+f.quit()
+"#
+    );
+    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+    assert!(ok, "{out}");
+    for want in ["retr 426 226", "pwd /", "stor 426 226", "left False"] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!s.home.join("partial.bin").exists());
+    app.stop().unwrap();
+}

@@ -145,6 +145,59 @@ async fn listen(
         .await
 }
 
+/// A transfer raced against the control connection.
+enum Raced<T> {
+    /// The transfer ended (well or not).
+    Done(T),
+    /// The client sent ABOR first.
+    Aborted,
+}
+
+/// Runs `transfer` while reading the control connection: ABOR ends the race; any other
+/// command waits in `buf` until the transfer is over (at most a few lines are read ahead).
+async fn race_abort<T>(
+    control: &mut Stream,
+    buf: &mut Vec<u8>,
+    transfer: impl std::future::Future<Output = T>,
+) -> Raced<T> {
+    use std::task::Poll;
+    let mut transfer = std::pin::pin!(transfer);
+    let mut scanned = 0usize;
+    let mut closed = false;
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = transfer.as_mut().poll(cx) {
+            return Poll::Ready(Raced::Done(v));
+        }
+        loop {
+            while let Some(i) = buf[scanned..].iter().position(|&b| b == b'\n') {
+                let end = scanned + i + 1;
+                let mut line = buf[scanned..end].to_vec();
+                while matches!(line.last(), Some(b'\n' | b'\r')) {
+                    line.pop();
+                }
+                let line = crate::command::strip_telnet(&line);
+                if crate::command::Command::parse(&line) == Ok(crate::command::Command::Abor) {
+                    buf.drain(scanned..end);
+                    return Poll::Ready(Raced::Aborted);
+                }
+                scanned = end;
+            }
+            if closed || buf.len() > 4 * MAX_LINE {
+                return Poll::Pending;
+            }
+            let mut chunk = [0u8; 512];
+            let mut rb = tokio::io::ReadBuf::new(&mut chunk);
+            match tokio::io::AsyncRead::poll_read(std::pin::Pin::new(&mut *control), cx, &mut rb) {
+                Poll::Ready(Ok(())) if rb.filled().is_empty() => closed = true,
+                Poll::Ready(Ok(())) => buf.extend_from_slice(rb.filled()),
+                Poll::Ready(Err(_)) => closed = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await
+}
+
 /// The user a control connection's verified client certificate signs on, if any.
 fn certificate_user(cfg: &FtpConfig, control: &Stream) -> Option<String> {
     let Stream::Tls(t) = control else {
@@ -660,7 +713,7 @@ impl Conn {
         let mut sent = 0u64;
         let mut conv = ToWire::default();
         let mut wire = Vec::new();
-        let result: io::Result<()> = async {
+        let transfer = async {
             loop {
                 let chunk = net.read_at(&file, pos, CHUNK).await?;
                 if chunk.is_empty() {
@@ -678,9 +731,17 @@ impl Conn {
             }
             data.shutdown().await?;
             timeout(&net, limit, data.drain()).await??;
-            Ok(())
-        }
-        .await;
+            Ok::<(), io::Error>(())
+        };
+        let result = match race_abort(&mut self.control, &mut self.buf, transfer).await {
+            Raced::Done(r) => r,
+            Raced::Aborted => {
+                data.abort();
+                self.xferlog('o', &path, sent, started, false);
+                self.send(Reply::new(426, "transfer aborted")).await?;
+                return self.send(Reply::new(226, "ABOR done")).await;
+            }
+        };
         self.xferlog('o', &path, sent, started, result.is_ok());
         match result {
             Ok(()) => {
@@ -750,7 +811,7 @@ impl Conn {
         let mut conv = FromWire::default();
         let mut disk = Vec::new();
         let mut buf = vec![0u8; CHUNK];
-        let result: io::Result<()> = async {
+        let transfer = async {
             loop {
                 let n = timeout(&net, limit, data.read(&mut buf)).await??;
                 let chunk: &[u8] = if n == 0 {
@@ -782,9 +843,20 @@ impl Conn {
             if let Ok(Err(e)) = timeout(&net, limit, data.shutdown()).await {
                 log::debug!("ftp: closing the data connection after an upload: {e}");
             }
-            Ok(())
-        }
-        .await;
+            Ok::<(), io::Error>(())
+        };
+        let result = match race_abort(&mut self.control, &mut self.buf, transfer).await {
+            Raced::Done(r) => r,
+            Raced::Aborted => {
+                // A new upload leaves nothing behind; a resumed or appended one keeps what
+                // arrived (the client asked for that file to grow).
+                data.abort();
+                upload.abandon();
+                self.xferlog('i', &path, got, started, false);
+                self.send(Reply::new(426, "transfer aborted")).await?;
+                return self.send(Reply::new(226, "ABOR done")).await;
+            }
+        };
         self.xferlog('i', &path, got, started, result.is_ok());
         let outcome = match result {
             Ok(()) => upload.finish(),
