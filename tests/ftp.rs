@@ -813,3 +813,55 @@ f.quit()
     assert!(!s.home.join("partial.bin").exists());
     app.stop().unwrap();
 }
+
+/// EBCDIC for mainframe data: with SITE EBCDIC 1047 a TYPE A upload is stored as EBCDIC
+/// text (NL line ends) and comes back as the same ASCII text; TYPE I moves the bytes as
+/// they are.
+#[test]
+fn ebcdic_translation() {
+    let g = LabGuard::new(false);
+    let s = site(&g.lab, "ebcdic");
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let script = format!(
+        r#"
+import ftplib, io
+f = ftplib.FTP()
+f.connect("{stack}", 2121, timeout=20)
+f.login("anna", "anna's password")
+print("site", f.sendcmd("SITE EBCDIC 1047")[:3])
+f.storlines("STOR e.txt", io.BytesIO(b"HELLO [X]\nend\n"))
+lines = []
+f.retrlines("RETR e.txt", lines.append)
+print("text", lines)
+raw = io.BytesIO()
+f.retrbinary("RETR e.txt", raw.write)
+print("raw", raw.getvalue().hex())
+print("bad", f.sendcmd("SITE EBCDIC OFF")[:3])
+try:
+    f.sendcmd("SITE EBCDIC 500")
+except ftplib.error_perm as e:
+    print("unknown", str(e)[:3])
+f.quit()
+"#
+    );
+    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+    assert!(ok, "{out}");
+    for want in [
+        "site 200",
+        "text ['HELLO [X]', 'end']",
+        "raw c8c5d3d3d640ade7bd1585958415",
+        "unknown 501",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    let stored = std::fs::read(s.home.join("e.txt")).unwrap();
+    assert_eq!(
+        stored,
+        [0xC8, 0xC5, 0xD3, 0xD3, 0xD6, 0x40, 0xAD, 0xE7, 0xBD, 0x15, 0x85, 0x95, 0x84, 0x15]
+    );
+    app.stop().unwrap();
+}

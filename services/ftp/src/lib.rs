@@ -11,6 +11,7 @@
 
 pub mod ascii;
 pub mod command;
+pub mod ebcdic;
 pub mod exit;
 pub mod fs;
 pub mod limits;

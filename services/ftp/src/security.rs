@@ -38,6 +38,8 @@ pub struct Account {
     pub home: PathBuf,
     /// Where TLS is required.
     pub tls: TlsRequirement,
+    /// TYPE A files are EBCDIC in this code page.
+    pub ebcdic: Option<crate::ebcdic::CodePage>,
     /// The standard method's user (its per-path rules).
     user: Option<User>,
 }
@@ -55,6 +57,7 @@ fn password_check(user: Option<User>, password: String) -> Option<User> {
                 tls: TlsRequirement::None,
                 rules: Vec::new(),
                 certificates: Vec::new(),
+                ebcdic: None,
             };
             dummy.check_password(&password);
             None
@@ -86,6 +89,7 @@ impl Security {
                         name,
                         home: l.home,
                         tls: l.tls,
+                        ebcdic: None,
                         user: None,
                     }),
                     Ok(None) => None,
@@ -100,6 +104,7 @@ impl Security {
             name,
             home: found.home.clone(),
             tls: found.tls,
+            ebcdic: found.ebcdic,
             user: Some(found),
         })
     }
@@ -116,6 +121,7 @@ impl Security {
             name: u.name.clone(),
             home: u.home.clone(),
             tls: u.tls,
+            ebcdic: u.ebcdic,
             user: Some(u),
         })
     }

@@ -18,6 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::ascii::{FromWire, ToWire};
 use crate::command::{TransferType, MAX_LINE};
+use crate::ebcdic::{CodePage, FileToWire, WireToFile};
 use crate::fs::{facts_line, long_line, timeval, Home};
 use crate::limits::{Admission, Limits};
 use crate::reply::Reply;
@@ -123,6 +124,7 @@ async fn listen(
                 let cert_user = certificate_user(&cfg, &control);
                 let mut conn = Conn {
                     _admission: admission,
+                    ebcdic: None,
                     cert_user,
                     session: Session::new(policy, ip, implicit),
                     net,
@@ -143,6 +145,77 @@ async fn listen(
             }
         })
         .await
+}
+
+/// How file bytes become wire bytes (RETR, listings stay plain).
+enum Outbound {
+    Image,
+    Ascii(ToWire),
+    Ebcdic(FileToWire),
+}
+
+impl Outbound {
+    fn new(ty: TransferType, page: Option<CodePage>) -> Outbound {
+        match (ty, page) {
+            (TransferType::Image, _) => Outbound::Image,
+            (TransferType::Ascii, None) => Outbound::Ascii(ToWire::default()),
+            (TransferType::Ascii, Some(p)) => Outbound::Ebcdic(FileToWire::new(p)),
+        }
+    }
+
+    fn convert<'a>(&mut self, chunk: &'a [u8], out: &'a mut Vec<u8>) -> &'a [u8] {
+        match self {
+            Outbound::Image => chunk,
+            Outbound::Ascii(c) => {
+                c.convert(chunk, out);
+                out
+            }
+            Outbound::Ebcdic(c) => {
+                c.convert(chunk, out);
+                out
+            }
+        }
+    }
+}
+
+/// How wire bytes become file bytes (STOR, APPE).
+enum Inbound {
+    Image,
+    Ascii(FromWire),
+    Ebcdic(WireToFile),
+}
+
+impl Inbound {
+    fn new(ty: TransferType, page: Option<CodePage>) -> Inbound {
+        match (ty, page) {
+            (TransferType::Image, _) => Inbound::Image,
+            (TransferType::Ascii, None) => Inbound::Ascii(FromWire::default()),
+            (TransferType::Ascii, Some(p)) => Inbound::Ebcdic(WireToFile::new(p)),
+        }
+    }
+
+    /// One chunk; an empty chunk is the end of the stream.
+    fn convert<'a>(&mut self, chunk: &'a [u8], out: &'a mut Vec<u8>) -> &'a [u8] {
+        match (self, chunk.is_empty()) {
+            (Inbound::Image, _) => chunk,
+            (Inbound::Ascii(c), false) => {
+                c.convert(chunk, out);
+                out
+            }
+            (Inbound::Ascii(c), true) => {
+                c.finish(out);
+                out
+            }
+            (Inbound::Ebcdic(c), false) => {
+                c.convert(chunk, out);
+                out
+            }
+            (Inbound::Ebcdic(c), true) => {
+                c.finish(out);
+                out
+            }
+        }
+    }
 }
 
 /// A transfer raced against the control connection.
@@ -209,6 +282,8 @@ fn certificate_user(cfg: &FtpConfig, control: &Stream) -> Option<String> {
 
 struct Conn {
     _admission: Admission,
+    /// TYPE A files are EBCDIC in this code page (per user, or SITE EBCDIC).
+    ebcdic: Option<CodePage>,
     /// The user the control connection's client certificate signs on.
     cert_user: Option<String>,
     net: Net,
@@ -354,6 +429,7 @@ impl Conn {
                     Some(a) => match Home::open(&a.home) {
                         Ok(h) => {
                             self.home = Some(h);
+                            self.ebcdic = a.ebcdic;
                             let tls = a.tls;
                             self.account = Some(a);
                             LoginOutcome::Accepted(tls)
@@ -395,6 +471,32 @@ impl Conn {
             Step::Request(req) => self.request(req).await?,
         }
         Ok(true)
+    }
+
+    /// SITE commands: `EBCDIC 037|1047|OFF` (TYPE A files in that code page), `HELP`.
+    fn site(&mut self, s: &str) -> Reply {
+        let words: Vec<String> = s.split_whitespace().map(str::to_ascii_uppercase).collect();
+        match words.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["EBCDIC", "OFF"] => {
+                self.ebcdic = None;
+                Reply::new(200, "TYPE A files are ASCII")
+            }
+            ["EBCDIC", page] => match CodePage::parse(page) {
+                Some(p) => {
+                    self.ebcdic = Some(p);
+                    Reply::new(200, format!("TYPE A files are EBCDIC {}", p.name()))
+                }
+                None => Reply::new(501, "SITE EBCDIC 037, 1047 or OFF"),
+            },
+            ["HELP"] => Reply::new(214, "SITE EBCDIC 037|1047|OFF"),
+            _ => Reply::new(
+                504,
+                format!(
+                    "SITE {}: not supported (SITE HELP)",
+                    words.first().map_or("", String::as_str)
+                ),
+            ),
+        }
     }
 
     /// Whether the logged-in user may do what needs `need` at `p`.
@@ -508,10 +610,7 @@ impl Conn {
                 Reply::new(200, format!("data connection to {to}"))
             }
             Request::Abort => Reply::new(225, "no transfer in progress"),
-            Request::Site(s) => Reply::new(
-                504,
-                format!("SITE {}: not supported", s.split(' ').next().unwrap_or("")),
-            ),
+            Request::Site(s) => self.site(&s),
         };
         self.send(reply).await
     }
@@ -711,7 +810,7 @@ impl Conn {
         let limit = self.cfg.data_timeout;
         let mut pos = offset;
         let mut sent = 0u64;
-        let mut conv = ToWire::default();
+        let mut conv = Outbound::new(ty, self.ebcdic);
         let mut wire = Vec::new();
         let transfer = async {
             loop {
@@ -720,12 +819,7 @@ impl Conn {
                     break;
                 }
                 pos += chunk.len() as u64;
-                let out: &[u8] = if ty == TransferType::Ascii {
-                    conv.convert(&chunk, &mut wire);
-                    &wire
-                } else {
-                    &chunk
-                };
+                let out = conv.convert(&chunk, &mut wire);
                 timeout(&net, limit, data.write_all(out)).await??;
                 sent += out.len() as u64;
             }
@@ -808,25 +902,13 @@ impl Conn {
         let file = Arc::new(upload.file.try_clone()?);
         let mut pos = upload.start;
         let mut got = 0u64;
-        let mut conv = FromWire::default();
+        let mut conv = Inbound::new(ty, self.ebcdic);
         let mut disk = Vec::new();
         let mut buf = vec![0u8; CHUNK];
         let transfer = async {
             loop {
                 let n = timeout(&net, limit, data.read(&mut buf)).await??;
-                let chunk: &[u8] = if n == 0 {
-                    if ty == TransferType::Ascii {
-                        conv.finish(&mut disk);
-                        &disk
-                    } else {
-                        &[]
-                    }
-                } else if ty == TransferType::Ascii {
-                    conv.convert(&buf[..n], &mut disk);
-                    &disk
-                } else {
-                    &buf[..n]
-                };
+                let chunk = conv.convert(&buf[..n], &mut disk);
                 if !chunk.is_empty() {
                     net.write_all_at(&file, pos, chunk).await?;
                     pos += chunk.len() as u64;

@@ -77,6 +77,8 @@ pub struct User {
     /// SHA-256 fingerprints of client certificates that sign this user on without a
     /// password (hex, upper case, no separators).
     pub certificates: Vec<String>,
+    /// TYPE A files of this user are EBCDIC in this code page.
+    pub ebcdic: Option<crate::ebcdic::CodePage>,
 }
 
 impl User {
@@ -150,6 +152,8 @@ struct UserRepr {
     paths: Vec<PathRepr>,
     #[serde(default)]
     certificates: Vec<String>,
+    #[serde(default)]
+    ebcdic: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -246,6 +250,15 @@ impl Users {
                     access: r.access,
                 });
             }
+            let ebcdic = match &u.ebcdic {
+                None => None,
+                Some(p) => Some(crate::ebcdic::CodePage::parse(p).ok_or_else(|| {
+                    invalid(
+                        span.clone(),
+                        format!("ebcdic {p:?} of {}: 037 or 1047", u.name),
+                    )
+                })?),
+            };
             let mut certificates = Vec::new();
             for c in &u.certificates {
                 let hex: String = c
@@ -272,6 +285,7 @@ impl Users {
                 tls: u.tls,
                 rules,
                 certificates,
+                ebcdic,
             });
         }
         Ok(Users { users })
