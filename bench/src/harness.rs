@@ -3,8 +3,10 @@
 //! (round by round: kernel, sixstack-xdp, sixstack-tap, ...), every server pinned to the
 //! same core and every client to another, with CPU accounting for each run. `report` turns
 //! the raw runs into medians, ratios against the kernel, a Markdown table and an SVG chart.
-//! The proxy workloads compare sixstack's proxy listener with HAProxy instead ([`proxy`]).
+//! The proxy workloads compare sixstack's proxy listener with HAProxy instead ([`proxy`]),
+//! the FTP workloads sixstack's FTP server with vsftpd ([`ftp`]).
 
+mod ftp;
 mod proxy;
 
 use std::collections::BTreeMap;
@@ -43,6 +45,11 @@ pub enum Server {
     /// No proxy: the client talks to one backend itself (the baseline of the added
     /// latency); proxy workloads only.
     Direct,
+    /// sixstack's `[ftp]` server, in the same appliance as [`Server::Xdp`]; FTP workloads
+    /// only.
+    SixstackFtp,
+    /// vsftpd on the kernel's stack in the appliance namespace, core 1; FTP workloads only.
+    Vsftpd,
 }
 
 /// Where the TLS workloads' certificates live (ECDSA P-256, for every TLS server).
@@ -63,17 +70,21 @@ impl Server {
             Server::SixstackProxy => "sixstack-proxy",
             Server::Haproxy => "haproxy",
             Server::Direct => "direct",
+            Server::SixstackFtp => "sixstack-ftp",
+            Server::Vsftpd => "vsftpd",
         }
     }
 
     /// Whether the server runs `workload`: the jumbo-frame servers only move bulk data, the
     /// TLS workloads run against sixstack over AF_XDP and `openssl s_server` only, the proxy
-    /// workloads against the two proxies and the direct baseline only.
+    /// workloads against the two proxies and the direct baseline only, the FTP workloads
+    /// against the two FTP servers only.
     pub fn runs(self, workload: &Workload) -> bool {
-        let (tls, proxied) = (workload.is_tls(), workload.is_proxy());
+        let (tls, proxied, ftp) = (workload.is_tls(), workload.is_proxy(), workload.is_ftp());
         match self {
             Server::SixstackProxy | Server::Haproxy | Server::Direct => proxied,
-            _ if proxied => false,
+            Server::SixstackFtp | Server::Vsftpd => ftp,
+            _ if proxied || ftp => false,
             Server::KernelJumbo | Server::XdpJumbo => workload.port == 9,
             Server::KernelOpenssl => tls,
             Server::Xdp => true,
@@ -113,7 +124,14 @@ impl Server {
             Server::SixstackProxy => "10.77.0.2",
             Server::Haproxy => proxy::HAPROXY_ADDR,
             Server::Direct => proxy::BACKEND_ADDR,
+            Server::SixstackFtp => "10.77.0.2",
+            Server::Vsftpd => ftp::VSFTPD_ADDR,
         }
+    }
+
+    /// Whether the server is one of the FTP comparison's.
+    fn is_ftp_side(self) -> bool {
+        matches!(self, Server::SixstackFtp | Server::Vsftpd)
     }
 
     fn client_ns(self) -> &'static str {
@@ -133,8 +151,8 @@ pub struct Workload {
     pub name: &'static str,
     /// Client arguments.
     pub args: Vec<&'static str>,
-    /// Server port: 7 (echo), 9 (discard), 7443 (TLS discard), or the proxies' 8007 (echo
-    /// backends) and 8009 (discard backends).
+    /// Server port: 7 (echo), 9 (discard), 7443 (TLS discard), the proxies' 8007 (echo
+    /// backends) and 8009 (discard backends), or FTP's 21.
     pub port: u16,
 }
 
@@ -148,6 +166,12 @@ impl Workload {
     /// against a backend only).
     pub fn is_proxy(&self) -> bool {
         self.name.starts_with("proxy_")
+    }
+
+    /// Whether it is one of the FTP workloads (run against sixstack's FTP server and vsftpd
+    /// only).
+    pub fn is_ftp(&self) -> bool {
+        self.name.starts_with("ftp_")
     }
 }
 
@@ -250,6 +274,34 @@ pub fn workloads(all: bool) -> Vec<Workload> {
             port: proxy::DISCARD_PORT,
         },
     ];
+    for (name, args) in [
+        ("ftp_retr_1stream", vec!["ftp", "--op", "retr"]),
+        ("ftp_stor_1stream", vec!["ftp", "--op", "stor"]),
+        (
+            "ftp_retr_4streams",
+            vec!["ftp", "--op", "retr", "--streams", "4"],
+        ),
+        (
+            "ftp_retr_16streams",
+            vec!["ftp", "--op", "retr", "--streams", "16"],
+        ),
+        ("ftp_retr_1stream_tls", vec!["ftp", "--op", "retr"]),
+        ("ftp_stor_1stream_tls", vec!["ftp", "--op", "stor"]),
+        (
+            "ftp_retr_4streams_tls",
+            vec!["ftp", "--op", "retr", "--streams", "4"],
+        ),
+        (
+            "ftp_retr_16streams_tls",
+            vec!["ftp", "--op", "retr", "--streams", "16"],
+        ),
+    ] {
+        w.push(Workload {
+            name,
+            args,
+            port: ftp::PORT,
+        });
+    }
     if all {
         w.push(Workload {
             name: "tcp_rr_1B_10k_idle",
@@ -279,6 +331,9 @@ pub struct Plan {
     pub servers: Vec<Server>,
     /// Where to write the raw results (JSON).
     pub out: PathBuf,
+    /// The size of every file the FTP workloads move, MiB (default: 256 with one stream,
+    /// 64 with several).
+    pub ftp_mib: Option<u64>,
 }
 
 fn sh(cmd: &mut Command) -> Result<String, String> {
@@ -399,6 +454,8 @@ struct Session {
     servers: Vec<(Server, Option<usize>)>,
     /// The proxies' backends, stopped after the proxies.
     backends: Vec<Running>,
+    /// Whether the FTP servers' directory was made (removed with the session).
+    ftp_root: bool,
     labs: Vec<&'static str>,
 }
 
@@ -407,6 +464,9 @@ impl Drop for Session {
         self.servers.clear();
         self.procs.clear();
         self.backends.clear();
+        if self.ftp_root {
+            let _ = std::fs::remove_dir_all(ftp::ROOT);
+        }
         for lab in &self.labs {
             let mut c = Command::new(&self.sixstack);
             c.args(["lab", "down"]);
@@ -438,8 +498,8 @@ const fn bulk_buffer(server: Server) -> usize {
 }
 
 /// The appliance's configuration as `server`; `tls` adds the TLS discard service, `proxy`
-/// the proxy listeners in front of the bench's backends.
-fn appliance_config(server: Server, socket: &str, tls: bool, proxy: bool) -> String {
+/// the proxy listeners in front of the bench's backends, `ftp` the FTP server.
+fn appliance_config(server: Server, socket: &str, tls: bool, proxy: bool, ftp: bool) -> String {
     let (name, driver, ns, addr) = match server {
         Server::Tap => ("sixtap0", "tap", "sixtap", "10.78.0.2"),
         Server::XdpJumbo => ("sixj0", "af_xdp", "sixjapp", "10.80.0.2"),
@@ -454,11 +514,14 @@ fn appliance_config(server: Server, socket: &str, tls: bool, proxy: bool) -> Str
     } else {
         String::new()
     };
-    let proxy = if proxy {
+    let mut proxy = if proxy {
         proxy::appliance_section()
     } else {
         String::new()
     };
+    if ftp {
+        proxy.push_str(&ftp::appliance_section());
+    }
     format!(
         "[interface]\nname = \"{name}\"\ndriver = \"{driver}\"\nnetns = \"{ns}\"\ncores = [1]\n\n\
          [addresses]\nipv4 = \"{addr}/24\"\n\n[tcp]\nbacklog = 512\n\n\
@@ -473,10 +536,13 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
         procs: Vec::new(),
         servers: Vec::new(),
         backends: Vec::new(),
+        ftp_root: false,
         labs: Vec::new(),
     };
     let veth = plan.servers.iter().any(|s| {
-        matches!(s, Server::Kernel | Server::Xdp | Server::KernelOpenssl) || s.is_proxy_side()
+        matches!(s, Server::Kernel | Server::Xdp | Server::KernelOpenssl)
+            || s.is_proxy_side()
+            || s.is_ftp_side()
     });
     if plan.servers.contains(&Server::KernelOffloads) {
         let _ = sh(Command::new(&plan.sixstack).args(["lab", "down", "--kernel-offloads"]));
@@ -493,11 +559,12 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
         session.labs.push("jumbo");
     }
     let tls = plan.workloads.iter().any(Workload::is_tls);
-    if tls
+    if (tls
         && plan
             .servers
             .iter()
-            .any(|s| matches!(s, Server::Xdp | Server::KernelOpenssl))
+            .any(|s| matches!(s, Server::Xdp | Server::KernelOpenssl)))
+        || (ftp_tls(plan) && plan.servers.iter().any(|s| s.is_ftp_side()))
     {
         // Fresh material each session: the same ECDSA P-256 certificate for every server.
         let _ = std::fs::remove_dir_all(BENCH_TLS_DIR);
@@ -527,10 +594,20 @@ fn start_labs(plan: &Plan) -> Result<Session, String> {
     Ok(session)
 }
 
+/// Whether the plan has an FTP workload over FTPS.
+fn ftp_tls(plan: &Plan) -> bool {
+    plan.workloads.iter().any(|w| w.is_ftp() && ftp::is_tls(w))
+}
+
 fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
     let proxied = plan.workloads.iter().any(Workload::is_proxy);
     if proxied && plan.servers.iter().any(|s| s.is_proxy_side()) {
         session.backends = proxy::start_backends(plan)?;
+    }
+    let ftp = plan.workloads.iter().any(Workload::is_ftp);
+    if ftp && plan.servers.iter().any(|s| s.is_ftp_side()) {
+        session.ftp_root = true;
+        ftp::prepare(plan)?;
     }
     // The appliance's index in `procs`: `sixstack-xdp` and `sixstack-proxy` share it.
     let mut appliance = None;
@@ -541,11 +618,13 @@ fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
                 continue;
             }
             Server::Haproxy if !proxied => continue,
-            Server::Xdp | Server::SixstackProxy if appliance.is_some() => {
+            Server::Vsftpd if !ftp => continue,
+            Server::Xdp | Server::SixstackProxy | Server::SixstackFtp if appliance.is_some() => {
                 session.servers.push((server, appliance));
                 continue;
             }
             Server::Haproxy => proxy::start_haproxy()?,
+            Server::Vsftpd => ftp::start_vsftpd(ftp_tls(plan))?,
             Server::Kernel | Server::KernelOffloads | Server::KernelJumbo => {
                 let (ns, listen) = match server {
                     Server::Kernel => ("sixapp", "10.77.0.3:7"),
@@ -591,19 +670,26 @@ fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
                     socket: None,
                 }
             }
-            Server::Xdp | Server::SixstackProxy | Server::Tap | Server::XdpJumbo => {
-                let app = if server == Server::SixstackProxy {
+            Server::Xdp
+            | Server::SixstackProxy
+            | Server::SixstackFtp
+            | Server::Tap
+            | Server::XdpJumbo => {
+                let app = if matches!(server, Server::SixstackProxy | Server::SixstackFtp) {
                     Server::Xdp
                 } else {
                     server
                 };
                 let socket = format!("/run/sixstack/bench-{}.sock", app.name());
                 let cfg = std::env::temp_dir().join(format!("sixstack-bench-{}.toml", app.name()));
-                let tls = app == Server::Xdp && plan.workloads.iter().any(Workload::is_tls);
+                let with_ftp =
+                    app == Server::Xdp && ftp && plan.servers.contains(&Server::SixstackFtp);
+                let tls = app == Server::Xdp
+                    && (plan.workloads.iter().any(Workload::is_tls) || with_ftp && ftp_tls(plan));
                 let with_proxy =
                     app == Server::Xdp && proxied && plan.servers.contains(&Server::SixstackProxy);
-                std::fs::write(&cfg, appliance_config(app, &socket, tls, with_proxy))
-                    .map_err(|e| format!("{}: {e}", cfg.display()))?;
+                let config = appliance_config(app, &socket, tls, with_proxy, with_ftp);
+                std::fs::write(&cfg, config).map_err(|e| format!("{}: {e}", cfg.display()))?;
                 // Warnings go to a log beside the configuration, quoted if it does not start.
                 let log_path = cfg.with_extension("log");
                 let log = std::fs::File::create(&log_path)
@@ -634,7 +720,10 @@ fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
         };
         session.procs.push(running);
         let i = session.procs.len() - 1;
-        if matches!(server, Server::Xdp | Server::SixstackProxy) {
+        if matches!(
+            server,
+            Server::Xdp | Server::SixstackProxy | Server::SixstackFtp
+        ) {
             appliance = Some(i);
         }
         session.servers.push((server, Some(i)));
@@ -707,6 +796,9 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
                     .args([
                         "--target", &target, "--secs", &secs, "--warmup", &warmup, "--json",
                     ]);
+                if w.is_ftp() {
+                    cmd.args(ftp::client_args(server, w, plan));
+                }
                 let out = cmd.output().map_err(|e| format!("client: {e}"))?;
                 let wall = t.elapsed().as_secs_f64();
                 let cpu = cpu_now() - cpu0;
@@ -762,6 +854,11 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
         "secs": plan.secs,
         "rounds": plan.rounds,
         "pinning": "servers on core 1, clients (and the proxies' backends) on core 0",
+        "vsftpd": if plan.servers.contains(&Server::Vsftpd) {
+            ftp::probe_vsftpd_version()
+        } else {
+            String::new()
+        },
         "ceiling": ceiling,
         "runs": runs,
     });
@@ -912,7 +1009,7 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
     // tables; a run of those alone has no kernel table.
     let kernel_rows: Vec<&String> = workloads
         .iter()
-        .filter(|w| !w.starts_with("tls_") && !w.starts_with("proxy_"))
+        .filter(|w| !w.starts_with("tls_") && !w.starts_with("proxy_") && !w.starts_with("ftp_"))
         .collect();
     if !kernel_rows.is_empty() {
         let _ = writeln!(
@@ -963,6 +1060,7 @@ pub fn render_markdown(raw: &Value, svg_name: &str) -> String {
     render_jumbo(&mut s, &cells, &workloads);
     render_tls(&mut s, &cells);
     proxy::render(&mut s, &cells);
+    ftp::render(&mut s, raw, &cells);
     let c = &raw["ceiling"];
     if let Some(c64) = c["frames64_per_s"].as_f64() {
         let _ = writeln!(
@@ -1191,7 +1289,7 @@ pub fn render_svg(raw: &Value) -> String {
     workloads.dedup();
     // The proxy workloads have no kernel figure to be relative to (their table is in the
     // Markdown report).
-    workloads.retain(|w| !w.starts_with("proxy_"));
+    workloads.retain(|w| !w.starts_with("proxy_") && !w.starts_with("ftp_"));
     let servers = ["kernel", "sixstack-xdp", "sixstack-tap"];
     let colors = ["#777777", "#1f77b4", "#ff7f0e"];
     let value = |wl: &str, srv: &str| {

@@ -6,9 +6,11 @@
 //! * [`rr::run_tcp_rr`]: closed-loop TCP request/response.
 //! * [`rr::run_udp_rr`]: UDP request/response, one datagram in flight.
 //! * [`echo_server::EchoServer`]: epoll TCP + UDP echo on one port.
+//! * [`ftp::run_ftp`]: parallel curl FTP transfers (RETR, STOR; plain or FTPS).
 
 pub mod ceiling;
 pub mod echo_server;
+pub mod ftp;
 pub mod harness;
 pub mod rr;
 pub mod stats;

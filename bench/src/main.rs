@@ -46,6 +46,36 @@ enum Cmd {
     Run(RunArgs),
     /// Turns raw results into bench/results/<date>-<host>.md + .json + .svg.
     Report(ReportArgs),
+    /// FTP transfers with curl (RETR to /dev/null or STOR of a local file), in parallel
+    /// streams, plain or explicit FTPS.
+    Ftp(FtpArgs),
+}
+
+#[derive(Debug, Args)]
+struct FtpArgs {
+    #[command(flatten)]
+    common: SimpleArgs,
+    /// `retr` (download to /dev/null) or `stor` (upload --source as /up/<user>-s<stream>).
+    #[arg(long, default_value = "retr")]
+    op: String,
+    /// Parallel curl processes.
+    #[arg(long, default_value_t = 1)]
+    streams: usize,
+    /// The file to download, its path on the server.
+    #[arg(long)]
+    file: String,
+    /// The file's size in bytes (a transfer of another size is an error).
+    #[arg(long)]
+    size: u64,
+    /// The local file to upload.
+    #[arg(long, default_value = "/dev/null")]
+    source: std::path::PathBuf,
+    /// USER:PASSWORD.
+    #[arg(long, default_value = "anonymous:bench")]
+    login: String,
+    /// Explicit FTPS (AUTH TLS, PROT P), the server verified against this CA.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -118,12 +148,14 @@ struct RunArgs {
     /// on, which an XSK cannot use), kernel-jumbo and xdp-jumbo (MTU 9000 lab; bulk only),
     /// kernel-openssl (`openssl s_server`; TLS workloads only), and for the proxy workloads
     /// only: sixstack-proxy (the xdp appliance's proxy listeners), haproxy (Debian's, started
-    /// by the bench) and direct (the client straight to a backend).
+    /// by the bench) and direct (the client straight to a backend), and for the FTP
+    /// workloads only: sixstack-ftp (the xdp appliance's FTP server) and vsftpd (Debian's,
+    /// started by the bench).
     #[arg(
         long,
         value_delimiter = ',',
         default_value = "kernel,xdp,tap,kernel-offloads,kernel-jumbo,xdp-jumbo,kernel-openssl,\
-                         sixstack-proxy,haproxy,direct"
+                         sixstack-proxy,haproxy,direct,sixstack-ftp,vsftpd"
     )]
     servers: Vec<String>,
     /// Only these workloads (names as in the report).
@@ -135,6 +167,10 @@ struct RunArgs {
     /// Raw results file.
     #[arg(long, default_value = "bench/results/raw-latest.json")]
     out: std::path::PathBuf,
+    /// The size of every file the FTP workloads move, MiB (default: 256 with one stream,
+    /// 64 with several).
+    #[arg(long)]
+    ftp_mib: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -353,10 +389,13 @@ fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
             "sixstack-proxy" => Server::SixstackProxy,
             "haproxy" => Server::Haproxy,
             "direct" => Server::Direct,
+            "sixstack-ftp" => Server::SixstackFtp,
+            "vsftpd" => Server::Vsftpd,
             other => {
                 return Err(format!(
                     "unknown server {other:?} (kernel, xdp, tap, kernel-offloads, \
-                     kernel-jumbo, xdp-jumbo, kernel-openssl, sixstack-proxy, haproxy, direct)"
+                     kernel-jumbo, xdp-jumbo, kernel-openssl, sixstack-proxy, haproxy, direct, \
+                     sixstack-ftp, vsftpd)"
                 ))
             }
         });
@@ -377,6 +416,7 @@ fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
         workloads,
         servers,
         out: a.out.clone(),
+        ftp_mib: a.ftp_mib,
     };
     harness::run(&plan)?;
     println!("raw results: {}", a.out.display());
@@ -455,6 +495,26 @@ fn main() -> ExitCode {
             .map(|r| print_report(&r, a.common.json)),
         Cmd::Run(a) => bench_run(a),
         Cmd::Report(a) => bench_report(a),
+        Cmd::Ftp(a) => resolve(&a.common.target).and_then(|target| {
+            let op = match a.op.as_str() {
+                "retr" => sixstack_bench::ftp::FtpOp::Retr,
+                "stor" => sixstack_bench::ftp::FtpOp::Stor,
+                other => return Err(format!("unknown --op {other:?} (retr, stor)")),
+            };
+            let r = sixstack_bench::ftp::run_ftp(&sixstack_bench::ftp::FtpPlan {
+                target,
+                op,
+                streams: a.streams,
+                file: a.file,
+                size: a.size,
+                source: a.source,
+                login: a.login,
+                ca: a.ca,
+                secs: a.common.secs,
+                warmup: a.common.warmup,
+            });
+            Ok(print_report(&r, a.common.json))
+        }),
     };
     match res {
         Ok(code) => code,
