@@ -24,7 +24,12 @@ impl Drop for Site {
 }
 
 fn site(lab: &sixstack::lab::Lab, tag: &str) -> Site {
-    let dir = std::env::temp_dir().join(format!("sixstack-ftp-{}-{tag}", std::process::id()));
+    site_in(&std::env::temp_dir(), lab, tag)
+}
+
+/// A site whose files live under `base` (`/dev/shm` for the big transfers: memory, not disk).
+fn site_in(base: &std::path::Path, lab: &sixstack::lab::Lab, tag: &str) -> Site {
+    let dir = base.join(format!("sixstack-ftp-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let home = dir.join("anna");
     std::fs::create_dir_all(home.join("pub")).unwrap();
@@ -863,5 +868,63 @@ f.quit()
         stored,
         [0xC8, 0xC5, 0xD3, 0xD3, 0xD6, 0x40, 0xAD, 0xE7, 0xBD, 0x15, 0x85, 0x95, 0x84, 0x15]
     );
+    app.stop().unwrap();
+}
+
+/// A 1 GiB file up and down (curl, EPSV), the same SHA-256 on all three copies.
+#[test]
+fn one_gib_file_both_ways() {
+    use std::io::Write;
+    let g = LabGuard::new(false);
+    let shm = std::path::Path::new("/dev/shm");
+    let base = if shm.is_dir() {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    };
+    let s = site_in(&base, &g.lab, "gib");
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let local = s.dir.join("gib.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&local).unwrap());
+        for i in 0..64u64 {
+            f.write_all(&pattern(16 << 20, 1000 + i)).unwrap();
+        }
+    }
+    let back = s.dir.join("gib.back");
+    let (local_s, back_s) = (
+        local.to_str().unwrap().to_string(),
+        back.to_str().unwrap().to_string(),
+    );
+    let u = url(stack.into(), "gib.bin");
+    let (ok, out) = ns_exec(
+        &ns,
+        &["curl", "-sS", "--max-time", "300", "-T", &local_s, &u],
+    );
+    assert!(ok, "upload: {out}");
+    let (ok, out) = ns_exec(
+        &ns,
+        &["curl", "-sS", "--max-time", "300", "-o", &back_s, &u],
+    );
+    assert!(ok, "download: {out}");
+    let stored = s.home.join("gib.bin");
+    let out = std::process::Command::new("sha256sum")
+        .arg(&local)
+        .arg(&stored)
+        .arg(&back)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let sums: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(sums.len(), 3, "{text}");
+    assert!(sums.iter().all(|x| *x == sums[0]), "{text}");
+    assert_eq!(std::fs::metadata(&stored).unwrap().len(), 1 << 30);
     app.stop().unwrap();
 }
