@@ -854,6 +854,7 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
         "secs": plan.secs,
         "rounds": plan.rounds,
         "pinning": "servers on core 1, clients (and the proxies' backends) on core 0",
+        "ftp_mib": plan.ftp_mib,
         "vsftpd": if plan.servers.contains(&Server::Vsftpd) {
             ftp::probe_vsftpd_version()
         } else {

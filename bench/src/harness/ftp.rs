@@ -272,15 +272,18 @@ pub(super) fn render(s: &mut String, raw: &Value, cells: &BTreeMap<(String, Stri
         "\n**FTP vs vsftpd** (sixstack's `[ftp]` server over AF_XDP, one shard, against {} \
          from Debian on the kernel's stack, each pinned to core 1; the client is curl, \
          passive mode, pinned to core 0 with one process per stream, each stream moving a \
-         file after another for the run: {BIG_MIB} MiB files with one stream, {SMALL_MIB} MiB \
-         with several, unless `--ftp-mib` says otherwise; files on /dev/shm (tmpfs), RETR \
+         file after another for the run: {}; files on /dev/shm (tmpfs), RETR \
          into /dev/null, STOR from the served file. `_tls`: explicit FTPS (AUTH TLS, PROT P, \
          the data connection resuming the control connection's session), the same ECDSA \
          P-256 certificate. A server's cores in use are core 1's non-idle time (/proc/stat) \
          over the run's wall time: vsftpd (every session process) and its softirq work are \
          all that run there; sixstack busy-polls, so its core is always busy and its shard's \
          busy time is the work. Ratio = sixstack ÷ vsftpd (for cores, lower is better).\n",
-        vsftpd_version(raw)
+        vsftpd_version(raw),
+        raw["ftp_mib"].as_u64().map_or_else(
+            || format!("{BIG_MIB} MiB files with one stream, {SMALL_MIB} MiB with several"),
+            |m| format!("{m} MiB files (`--ftp-mib {m}`)")
+        )
     );
     let _ = writeln!(s, "| workload | metric | vsftpd | sixstack-ftp | ratio |");
     let _ = writeln!(s, "|---|---|---:|---:|---:|");
