@@ -319,6 +319,7 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
                 }),
                 failure_delay: Duration::from_millis(f.failure_delay_ms),
                 signon: Arc::new(signon),
+                data_buffer: *f.data_buffer.get_ref(),
             }))
         }
     };

@@ -590,6 +590,13 @@ pub struct Ftp {
     /// without a password (beside the fingerprints listed per user).
     #[serde(default)]
     pub certificate_common_name: bool,
+    /// Receive and send buffer of each data connection, bytes: the window a transfer gets.
+    #[serde(default = "default_ftp_data_buffer")]
+    pub data_buffer: Spanned<usize>,
+}
+
+fn default_ftp_data_buffer() -> Spanned<usize> {
+    Spanned::new(0..0, 128 * 1024)
 }
 
 fn default_ftp_max_clients() -> u32 {
@@ -836,6 +843,7 @@ impl Config {
             .into_iter()
             .flatten()
         });
+        let ftp_buffers = file.ftp.iter().map(|f| (&f.data_buffer, "ftp.data_buffer"));
         let proxy_buffers = file.proxies.iter().flat_map(|p| {
             [
                 p.rx_buffer.as_ref().map(|v| (v, "proxy.rx_buffer")),
@@ -851,6 +859,7 @@ impl Config {
         .into_iter()
         .chain(service_buffers)
         .chain(proxy_buffers)
+        .chain(ftp_buffers)
         {
             if !(1024..=64 * 1024 * 1024).contains(v.get_ref()) {
                 return Err(err(

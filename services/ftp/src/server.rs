@@ -58,6 +58,8 @@ pub struct FtpConfig {
     pub failure_delay: Duration,
     /// Which user a verified client certificate signs on (no password asked).
     pub signon: Arc<sixstack_tls::signon::UserMap>,
+    /// Receive and send buffer of each data connection (the window a bulk transfer gets).
+    pub data_buffer: usize,
 }
 
 /// Serves FTP on this shard until it drains; with `tls`, AUTH TLS and PROT P are offered
@@ -636,7 +638,8 @@ impl Conn {
             self.cfg.passive_ports.clone(),
             ListenOptions {
                 backlog: 1,
-                ..ListenOptions::from_config(&self.net)
+                rx_buffer: self.cfg.data_buffer,
+                tx_buffer: self.cfg.data_buffer,
             },
         ) {
             Ok(l) => l,
@@ -737,7 +740,8 @@ impl Conn {
         }
         if let Some(to) = self.active.take() {
             let ep = IpEndpoint::new(to.ip().into(), to.port());
-            return TcpStream::connect_timeout(&self.net, ep, limit).await;
+            let b = self.cfg.data_buffer;
+            return TcpStream::connect_with(&self.net, ep, limit, b, b).await;
         }
         Err(io::Error::new(
             io::ErrorKind::NotConnected,
