@@ -928,3 +928,58 @@ fn one_gib_file_both_ways() {
     assert_eq!(std::fs::metadata(&stored).unwrap().len(), 1 << 30);
     app.stop().unwrap();
 }
+
+/// A full disk: the upload is answered 552, its temporary file is gone, and the file that
+/// was already there under the name is untouched.
+#[test]
+fn disk_full_is_reported_and_loses_nothing() {
+    let g = LabGuard::new(false);
+    let s = site(&g.lab, "full");
+    let small = s.home.join("small");
+    std::fs::create_dir_all(&small).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(small.clone());
+    std::fs::write(small.join("keep.bin"), b"what was stored before").unwrap();
+    let app = start_appliance_with(&s.config, |_, _| {});
+    let ns = g.lab.peer_ns.clone();
+    let stack = g.lab.stack4();
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    let script = format!(
+        r#"
+import ftplib, io
+f = ftplib.FTP()
+f.connect("{stack}", 2121, timeout=20)
+f.login("anna", "anna's password")
+for name in ["keep.bin", "new.bin"]:
+    try:
+        f.storbinary("STOR /small/" + name, io.BytesIO(b"x" * (3 << 20)))
+        print(name, "STORED")
+    except ftplib.all_errors as e:
+        print(name, str(e)[:3])
+print("list", sorted(f.nlst("/small")))
+f.quit()
+"#
+    );
+    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+    assert!(ok, "{out}");
+    for want in ["keep.bin 552", "new.bin 552", "list ['keep.bin']"] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert_eq!(
+        std::fs::read(small.join("keep.bin")).unwrap(),
+        b"what was stored before"
+    );
+    app.stop().unwrap();
+}

@@ -31,6 +31,9 @@ use crate::vpath::VirtualPath;
 /// Bytes moved per disk operation.
 const CHUNK: usize = 256 * 1024;
 
+/// How much of an upload is read and dropped after its file could not be written.
+const DRAIN_AFTER_FAILURE: u64 = 64 << 20;
+
 /// The server's configuration.
 #[derive(Debug, Clone)]
 pub struct FtpConfig {
@@ -910,17 +913,36 @@ impl Conn {
         let mut disk = Vec::new();
         let mut buf = vec![0u8; CHUNK];
         let transfer = async {
+            // After a write fails (a full disk) the rest of the upload is read and dropped,
+            // up to a limit, so the client gets to its end and reads the reply.
+            let mut failed: Option<io::Error> = None;
+            let mut dropped = 0u64;
             loop {
                 let n = timeout(&net, limit, data.read(&mut buf)).await??;
-                let chunk = conv.convert(&buf[..n], &mut disk);
-                if !chunk.is_empty() {
-                    net.write_all_at(&file, pos, chunk).await?;
-                    pos += chunk.len() as u64;
+                match &failed {
+                    None => {
+                        let chunk = conv.convert(&buf[..n], &mut disk);
+                        if !chunk.is_empty() {
+                            match net.write_all_at(&file, pos, chunk).await {
+                                Ok(()) => pos += chunk.len() as u64,
+                                Err(e) => failed = Some(e),
+                            }
+                        }
+                    }
+                    Some(_) => {
+                        dropped += n as u64;
+                        if dropped > DRAIN_AFTER_FAILURE {
+                            break;
+                        }
+                    }
                 }
                 got += n as u64;
                 if n == 0 {
                     break;
                 }
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
             net.fsync(&file).await?;
             // Our end of the data connection (TLS: close_notify, which some clients wait
