@@ -465,7 +465,11 @@ impl<L: Link> Shard<L> {
                     *g = snapshot;
                 }
             }
-            self.stats.np_ns += t.elapsed().as_nanos() as u64;
+            // Serialized work of a busy round; an idle shard's publishing is counted as
+            // idle time (the NP ratio is a share of busy time and stays within it).
+            if worked {
+                self.stats.np_ns += t.elapsed().as_nanos() as u64;
+            }
         }
         if let Err(e) = self.link.flush() {
             log::warn!("{}: flush: {e}", self.link.describe());
