@@ -54,6 +54,16 @@ fn site_in(base: &std::path::Path, lab: &sixstack::lab::Lab, tag: &str) -> Site 
     Site { dir, home, config }
 }
 
+/// The appliance with `config` on the lab, once its FTP port answers: the running
+/// appliance, the peer namespace and the stack's IPv4 address.
+fn serve(g: &LabGuard, config: &str) -> (sixstack::app::Running, String, std::net::Ipv4Addr) {
+    let app = start_appliance_with(config, |_, _| {});
+    let (ns, stack) = (g.lab.peer_ns.clone(), g.lab.stack4());
+    let to = std::net::SocketAddr::new(stack.into(), 2121);
+    drop(in_ns(&ns, move || connect_retry(to)));
+    (app, ns, stack)
+}
+
 fn url(ip: IpAddr, path: &str) -> String {
     match ip {
         IpAddr::V4(a) => format!("ftp://anna:anna%27s%20password@{a}:2121/{path}"),
@@ -66,13 +76,10 @@ fn url(ip: IpAddr, path: &str) -> String {
 fn curl_stores_and_retrieves_byte_exact() {
     let g = LabGuard::new(false);
     let s = site(&g.lab, "curl");
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
+    let (app, ns, _) = serve(&g, &s.config);
     let local = s.dir.join("payload.bin");
     let data = pattern(3 << 20, 71);
     std::fs::write(&local, &data).unwrap();
-    let to = std::net::SocketAddr::new(g.lab.stack4().into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
     let modes: [(&str, &[&str]); 4] = [
         ("epsv", &[]),
         ("pasv", &["--disable-epsv"]),
@@ -138,11 +145,7 @@ fn ftplib_session_and_refusals() {
     let g = LabGuard::new(false);
     let s = site(&g.lab, "ftplib");
     std::fs::write(s.home.join("pub/readme.txt"), b"line one\nline two\n").unwrap();
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let script = format!(
         r#"
 import ftplib, hashlib, io, os
@@ -241,11 +244,7 @@ fn ftps_explicit_and_implicit() {
     ));
     std::fs::write(&users, text).unwrap();
     s.config.push_str("implicit_port = 2990\n");
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let ca = format!("{}/ca.pem", sixstack::LAB_TLS_DIR);
     let local = s.dir.join("payload.bin");
     let data = pattern(2 << 20, 81);
@@ -345,11 +344,7 @@ fn lftp_mirrors_a_tree_both_ways_over_tls() {
     use std::collections::BTreeMap;
     let g = LabGuard::new(false);
     let s = site(&g.lab, "lftp");
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let src = s.dir.join("tree");
     for i in 0..200u64 {
         let dir = src.join(format!("d{}/e{}", i % 7, i % 3));
@@ -438,11 +433,7 @@ fn lockout_and_connection_limits() {
     let mut s = site(&g.lab, "limits");
     s.config
         .push_str("lockout_after = 2\nlockout_s = 3\nfailure_delay_ms = 10\nmax_per_address = 3\n");
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let script = format!(
         r#"
 import ftplib, time
@@ -497,11 +488,7 @@ print("again", login("anna's password"))
 fn interrupted_transfers_resume() {
     let g = LabGuard::new(false);
     let s = site(&g.lab, "rest");
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let data = pattern(5 << 20, 91);
     // Download: the first 1 234 567 bytes are already here.
     std::fs::write(s.home.join("big.bin"), &data).unwrap();
@@ -586,11 +573,7 @@ fn resource_rules_method() {
         ),
     );
     assert!(config.contains("resource-rules"));
-    let app = start_appliance_with(&config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &config);
     let script = format!(
         r#"
 import ftplib, io
@@ -665,11 +648,7 @@ else:
             program.display()
         ),
     );
-    let app = start_appliance_with(&config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &config);
     let script = format!(
         r#"
 import ftplib, io
@@ -731,11 +710,7 @@ fn client_certificate_sign_on() {
         s.home.display()
     ));
     std::fs::write(&users, text).unwrap();
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let local = s.dir.join("robot.bin");
     std::fs::write(&local, pattern(100_000, 5)).unwrap();
     let local_s = local.to_str().unwrap().to_string();
@@ -781,11 +756,7 @@ fn abor_during_transfers() {
     let g = LabGuard::new(false);
     let s = site(&g.lab, "abor");
     std::fs::write(s.home.join("big.bin"), pattern(40 << 20, 3)).unwrap();
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let script = format!(
         r#"
 import ftplib
@@ -826,11 +797,7 @@ f.quit()
 fn ebcdic_translation() {
     let g = LabGuard::new(false);
     let s = site(&g.lab, "ebcdic");
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let script = format!(
         r#"
 import ftplib, io
@@ -883,11 +850,7 @@ fn one_gib_file_both_ways() {
         std::env::temp_dir()
     };
     let s = site_in(&base, &g.lab, "gib");
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let local = s.dir.join("gib.bin");
     {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&local).unwrap());
@@ -951,11 +914,7 @@ fn disk_full_is_reported_and_loses_nothing() {
     }
     let _unmount = Unmount(small.clone());
     std::fs::write(small.join("keep.bin"), b"what was stored before").unwrap();
-    let app = start_appliance_with(&s.config, |_, _| {});
-    let ns = g.lab.peer_ns.clone();
-    let stack = g.lab.stack4();
-    let to = std::net::SocketAddr::new(stack.into(), 2121);
-    drop(in_ns(&ns, move || connect_retry(to)));
+    let (app, ns, stack) = serve(&g, &s.config);
     let script = format!(
         r#"
 import ftplib, io

@@ -189,16 +189,7 @@ impl RuleBase {
             message,
         };
         let repr: FileRepr = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| {
-                    let before = &text[..s.start.min(text.len())];
-                    (
-                        before.matches('\n').count() + 1,
-                        before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1,
-                    )
-                })
-                .unwrap_or((1, 1));
+            let (line, column) = crate::users::line_col(text, e.span().map_or(0, |s| s.start));
             UsersError::Invalid {
                 path: path.to_path_buf(),
                 line,
