@@ -31,15 +31,7 @@ fn config(lab: &Lab, algorithm: &str, weights: [u32; 3]) -> String {
 }
 
 fn backends(lab: &Lab) -> Vec<KernelBackend> {
-    (0..3)
-        .map(|i| {
-            KernelBackend::start(
-                &lab.peer_ns,
-                SocketAddr::new(lab.peer4().into(), 9101 + i as u16),
-                i + 1,
-            )
-        })
-        .collect()
+    KernelBackend::start_all(&lab.peer_ns, lab.peer4().into(), &[9101, 9102, 9103])
 }
 
 #[test]

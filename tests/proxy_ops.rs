@@ -101,13 +101,7 @@ fn drain_keeps_open_transfers_exact_and_enable_brings_the_backend_back() {
     let g = LabGuard::new(false);
     let ns = g.lab.peer_ns.clone();
     let ports = [9601, 9602, 9603];
-    let _kb: Vec<KernelBackend> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| {
-            KernelBackend::start(&ns, SocketAddr::new(g.lab.peer4().into(), p), i as u8 + 1)
-        })
-        .collect();
+    let _kb = KernelBackend::start_all(&ns, g.lab.peer4().into(), &ports);
     let mut text = sixstack::lab_config(&g.lab, None);
     text.push_str(&proxy_text(&g.lab, "web", 8080, "round_robin", &ports));
     let socket = sixstack::lab_control_socket(&g.lab);
@@ -227,13 +221,7 @@ fn thirty_two_backends() {
     let g = LabGuard::new(false);
     let ns = g.lab.peer_ns.clone();
     let ports: Vec<u16> = (0..32).map(|i| 9700 + i).collect();
-    let _kb: Vec<KernelBackend> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, &p)| {
-            KernelBackend::start(&ns, SocketAddr::new(g.lab.peer4().into(), p), i as u8 + 1)
-        })
-        .collect();
+    let _kb = KernelBackend::start_all(&ns, g.lab.peer4().into(), &ports);
     let mut text = sixstack::lab_config(&g.lab, None);
     text.push_str(&proxy_text(&g.lab, "rr", 8080, "round_robin", &ports));
     text.push_str(&proxy_text(&g.lab, "lc", 8081, "least_connections", &ports));

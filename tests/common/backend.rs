@@ -17,6 +17,15 @@ pub struct KernelBackend {
 }
 
 impl KernelBackend {
+    /// One backend per port at `ip` in `ns`, greeting `b1`, `b2`, ... in port order.
+    pub fn start_all(ns: &str, ip: std::net::IpAddr, ports: &[u16]) -> Vec<KernelBackend> {
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| KernelBackend::start(ns, SocketAddr::new(ip, p), i as u8 + 1))
+            .collect()
+    }
+
     pub fn start(ns: &str, addr: SocketAddr, id: u8) -> KernelBackend {
         KernelBackend::start_with(ns, addr, format!("b{id}\n"))
     }
