@@ -427,6 +427,33 @@ struct Running {
     socket: Option<String>,
 }
 
+/// Starts a kernel-stack peer server in the appliance namespace pinned to core 1 (`argv`
+/// then `config`), its standard error in a log named after `name`; a server that exits at
+/// once (a bad option, a busy address) is an error quoting that log.
+fn start_pinned_peer(name: &str, argv: &[&str], config: &Path) -> Result<Running, String> {
+    let log_path = std::env::temp_dir().join(format!("sixstack-bench-{name}.log"));
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let child = Command::new("ip")
+        .args(["netns", "exec", "sixapp", "taskset", "-c", "1"])
+        .args(argv)
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("{name} (apt-get install {name}): {e}"))?;
+    let mut r = Running {
+        child,
+        socket: None,
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    if let Ok(Some(status)) = r.child.try_wait() {
+        let why = std::fs::read_to_string(&log_path).unwrap_or_default();
+        return Err(format!("{name} exited ({status}): {}", why.trim()));
+    }
+    Ok(r)
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         // SIGTERM: the appliance drains and removes its XDP program.

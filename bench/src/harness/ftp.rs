@@ -17,9 +17,10 @@ use std::fmt::Write as _;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use super::{figure, ratio_cell, sh, Cell, Plan, Running, Server, Workload, BENCH_TLS_CA};
+use super::{
+    figure, ratio_cell, sh, start_pinned_peer, Cell, Plan, Running, Server, Workload, BENCH_TLS_CA,
+};
 use super::{Value, BENCH_TLS_DIR};
 
 /// The directory both servers serve (tmpfs); uploads go to `up/` beneath it.
@@ -193,27 +194,7 @@ pub(super) fn start_vsftpd(tls: bool) -> Result<Running, String> {
     let _ = std::fs::create_dir_all("/var/run/vsftpd/empty");
     let cfg = std::env::temp_dir().join("sixstack-bench-vsftpd.conf");
     std::fs::write(&cfg, vsftpd_config(tls)).map_err(|e| format!("{}: {e}", cfg.display()))?;
-    let log_path = std::env::temp_dir().join("sixstack-bench-vsftpd.log");
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let child = Command::new("ip")
-        .args(["netns", "exec", "sixapp", "taskset", "-c", "1", "vsftpd"])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("vsftpd (apt-get install vsftpd): {e}"))?;
-    let mut r = Running {
-        child,
-        socket: None,
-    };
-    // A bad option or a busy address ends vsftpd at once.
-    std::thread::sleep(Duration::from_millis(300));
-    if let Ok(Some(status)) = r.child.try_wait() {
-        let why = std::fs::read_to_string(&log_path).unwrap_or_default();
-        return Err(format!("vsftpd exited ({status}): {}", why.trim()));
-    }
-    Ok(r)
+    start_pinned_peer("vsftpd", &["vsftpd"], &cfg)
 }
 
 /// vsftpd's version as the run recorded it, for the report.

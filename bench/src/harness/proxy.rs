@@ -13,9 +13,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use super::{figure, ratio_cell, sh, Cell, Metric, Plan, Running};
+use super::{figure, ratio_cell, sh, start_pinned_peer, Cell, Metric, Plan, Running};
 
 /// The proxies' listener for the echo backends (both proxies, on their own address).
 pub(super) const ECHO_PORT: u16 = 8007;
@@ -123,29 +122,7 @@ pub(super) fn start_haproxy() -> Result<Running, String> {
         .arg("-f")
         .arg(&cfg))
     .map_err(|e| format!("haproxy (apt-get install haproxy): {e}"))?;
-    let log_path = std::env::temp_dir().join("sixstack-bench-haproxy.log");
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let child = Command::new("ip")
-        .args([
-            "netns", "exec", "sixapp", "taskset", "-c", "1", "haproxy", "-db", "-f",
-        ])
-        .arg(&cfg)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("haproxy: {e}"))?;
-    let mut r = Running {
-        child,
-        socket: None,
-    };
-    // HAProxy reports a limit it cannot have (descriptors, a busy address) and exits at once.
-    std::thread::sleep(Duration::from_millis(300));
-    if let Ok(Some(status)) = r.child.try_wait() {
-        let why = std::fs::read_to_string(&log_path).unwrap_or_default();
-        return Err(format!("haproxy exited ({status}): {}", why.trim()));
-    }
-    Ok(r)
+    start_pinned_peer("haproxy", &["haproxy", "-db", "-f"], &cfg)
 }
 
 /// HAProxy's version line, for the report.
