@@ -297,6 +297,7 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
             let [a, b] = *f.passive_ports.get_ref();
             let mut policy = sixstack_ftp::SessionPolicy {
                 require_tls: f.require_tls,
+                allow_ccc: f.allow_ccc,
                 ..Default::default()
             };
             if let Some(banner) = &f.banner {

@@ -571,6 +571,11 @@ pub struct Ftp {
     /// Every user must protect the control connection (AUTH TLS or implicit FTPS).
     #[serde(default)]
     pub require_tls: bool,
+    /// CCC may take a protected control connection back to clear text after login (RFC
+    /// 4217; for firewalls that must read the data ports). Never for an account or server
+    /// that requires TLS.
+    #[serde(default)]
+    pub allow_ccc: bool,
     /// Control connections open at once.
     #[serde(default = "default_ftp_max_clients")]
     pub max_clients: u32,

@@ -243,7 +243,8 @@ fn ftps_explicit_and_implicit() {
         s.home.display()
     ));
     std::fs::write(&users, text).unwrap();
-    s.config.push_str("implicit_port = 2990\n");
+    s.config
+        .push_str("implicit_port = 2990\nallow_ccc = true\n");
     let (app, ns, stack) = serve(&g, &s.config);
     let ca = format!("{}/ca.pem", sixstack::LAB_TLS_DIR);
     let local = s.dir.join("payload.bin");
@@ -280,6 +281,77 @@ fn ftps_explicit_and_implicit() {
             "{scheme}: bytes differ"
         );
     }
+    // CCC (allowed here): curl goes back to a clear control connection after login.
+    // Active mode (curl answers the server's close_notify) still moves the file over a
+    // resumed PROT P data connection; in passive mode curl sends no close_notify, and
+    // OpenSSL then no longer offers the session, so that run asks only for the file's size
+    // (no data connection). ben (TLS required) is refused.
+    let resolve = format!("sixstack.lab:2121:{stack}");
+    let u = "ftp://anna:anna%27s%20password@sixstack.lab:2121/tls-ftp.bin";
+    for (mode, ask) in [("active", "-o"), ("passive", "-I")] {
+        let back = s.dir.join(format!("back-ccc-{mode}.bin"));
+        let back_s = back.to_str().unwrap().to_string();
+        let mut args = vec![
+            "curl",
+            "-sS",
+            "-v",
+            "--max-time",
+            "30",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            "--ssl-reqd",
+            "--ftp-ssl-ccc",
+            "--ftp-ssl-ccc-mode",
+            mode,
+            ask,
+        ];
+        if ask == "-o" {
+            args.push(&back_s);
+        }
+        args.push(u);
+        let (ok, out) = ns_exec(&ns, &args);
+        assert!(ok, "CCC {mode}: {out}");
+        assert!(out.contains("> CCC\n") || out.contains("> CCC\r"), "{out}");
+        assert!(
+            out.contains("< 200 control connection in clear text"),
+            "{out}"
+        );
+        if ask == "-o" {
+            assert!(
+                std::fs::read(&back).unwrap() == data,
+                "CCC {mode}: bytes differ"
+            );
+        } else {
+            assert!(out.contains("< 213 2097152"), "CCC {mode}: {out}");
+        }
+    }
+    let ben = "ftp://ben:ben%27s%20password@sixstack.lab:2121/tls-ftp.bin";
+    let (ok, out) = ns_exec(
+        &ns,
+        &[
+            "curl",
+            "-sS",
+            "-v",
+            "--max-time",
+            "30",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            "--ssl-reqd",
+            "--ftp-ssl-ccc",
+            "-o",
+            "/dev/null",
+            ben,
+        ],
+    );
+    // curl goes on under TLS after the refusal.
+    assert!(
+        ok && out.contains("< 534 this account must keep the control connection protected"),
+        "ben's CCC: {out}"
+    );
     let script = format!(
         r#"
 import ftplib, hashlib, io, os, ssl
@@ -292,7 +364,8 @@ class Resuming(ftplib.FTP_TLS):
     def ntransfercmd(self, cmd, rest=None):
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+            session = getattr(self.sock, "session", None) or self.saved
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=session)
         return conn, size
 
 plain_tls = ftplib.FTP_TLS(context=ctx)
@@ -319,6 +392,18 @@ got = io.BytesIO()
 f.retrbinary("RETR py.bin", got.write)
 print("sha", hashlib.sha256(got.getvalue()).digest() == hashlib.sha256(data).digest())
 f.quit()
+c = Resuming(context=ctx)
+c.connect("{stack}", 2121, timeout=20)
+c.login("anna", "anna's password")
+c.prot_p()
+# After CCC the control socket is plain: the data connections resume the session it had.
+c.saved = c.sock.session
+c.ccc()
+got = io.BytesIO()
+c.retrbinary("RETR py.bin", got.write)
+print("ccc sha", hashlib.sha256(got.getvalue()).digest() == hashlib.sha256(data).digest())
+print("ccc pwd", c.pwd())
+c.quit()
 plain = ftplib.FTP()
 plain.connect("{stack}", 2121, timeout=20)
 try:
@@ -330,7 +415,14 @@ except ftplib.error_perm as e:
     );
     let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
     assert!(ok, "{out}");
-    for want in ["unresumed refused", "prot-c 521", "sha True", "clear 534"] {
+    for want in [
+        "unresumed refused",
+        "prot-c 521",
+        "sha True",
+        "clear 534",
+        "ccc sha True",
+        "ccc pwd /",
+    ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     assert!(!out.contains("ALLOWED"), "{out}");

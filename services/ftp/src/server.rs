@@ -143,6 +143,7 @@ async fn listen(
                     home: None,
                     passive: None,
                     active: None,
+                    after_ccc: false,
                 };
                 if let Err(e) = conn.run().await {
                     log::debug!("ftp {peer}: {e}");
@@ -304,6 +305,9 @@ struct Conn {
     home: Option<Home>,
     passive: Option<TcpListener>,
     active: Option<SocketAddr>,
+    /// The control connection went back to clear text (CCC): TLS records the client
+    /// still sends are dropped.
+    after_ccc: bool,
 }
 
 enum Line {
@@ -317,9 +321,54 @@ impl Conn {
         self.control.write_all(&r.to_bytes()).await
     }
 
+    /// CCC (RFC 4217 §12.3): the 200 under TLS, then this side's close_notify, and the
+    /// connection goes on in clear text. The client's close_notify, if it sends one, is
+    /// dropped by [`Conn::read_line`].
+    async fn clear_control(&mut self, r: Reply) -> io::Result<bool> {
+        if !self.buf.is_empty() {
+            // Lines read ahead under TLS would be taken for clear text.
+            let r = Reply::new(503, "nothing may follow CCC before its reply");
+            self.send(r).await?;
+            return Ok(false);
+        }
+        self.send(r).await?;
+        let Stream::Tls(mut tls) = std::mem::replace(&mut self.control, Stream::Gone) else {
+            return Ok(false);
+        };
+        tls.get_mut().1.send_close_notify();
+        tls.flush().await?;
+        let (tcp, _) = tls.into_inner();
+        self.control = Stream::Plain(tcp);
+        self.after_ccc = true;
+        log::info!(
+            "ftp: control connection of {} back to clear text (CCC)",
+            self.peer
+        );
+        Ok(true)
+    }
+
+    /// After CCC: drops whole TLS records (the client's close_notify) at the start of
+    /// what was read; false while one is still incomplete. A command line never starts
+    /// with a record's content type (0x14..=0x17) followed by 0x03.
+    fn skip_tls_records(&mut self) -> bool {
+        while self.buf.len() >= 2 && (0x14..=0x17).contains(&self.buf[0]) && self.buf[1] == 3 {
+            if self.buf.len() < 5 {
+                return false;
+            }
+            let len = 5 + usize::from(u16::from_be_bytes([self.buf[3], self.buf[4]]));
+            if self.buf.len() < len {
+                return false;
+            }
+            self.buf.drain(..len);
+        }
+        true
+    }
+
     async fn read_line(&mut self) -> io::Result<Line> {
         loop {
-            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+            if self.after_ccc && !self.skip_tls_records() {
+                // The rest of a record is still on its way.
+            } else if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
                 let mut line: Vec<u8> = self.buf.drain(..=i).collect();
                 line.pop();
                 if line.last() == Some(&b'\r') {
@@ -410,10 +459,7 @@ impl Conn {
                     _ => return Ok(false),
                 }
             }
-            // CCC is not allowed by this server's policy: the session refuses it itself.
-            Step::ReplyThenClear(_) => {
-                self.send(Reply::new(534, "CCC is not allowed")).await?;
-            }
+            Step::ReplyThenClear(r) => return self.clear_control(r).await,
             Step::Login { user, password } => {
                 let locked = self.cfg.limits.locked(&user, self.peer, Instant::now());
                 let account = if locked {

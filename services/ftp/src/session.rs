@@ -176,6 +176,8 @@ pub struct Session {
     pbsz: bool,
     prot: ProtLevel,
     data_tls_required: bool,
+    /// The logged-in account must keep its control connection protected (no CCC).
+    control_tls_required: bool,
     epsv_all: bool,
     failures: u32,
 }
@@ -205,6 +207,7 @@ impl Session {
             pbsz: false,
             prot: ProtLevel::Clear,
             data_tls_required: false,
+            control_tls_required: false,
             epsv_all: false,
             failures: 0,
         }
@@ -270,6 +273,7 @@ impl Session {
                     return self.login_failed(534, "this account requires TLS (AUTH TLS)");
                 }
                 self.data_tls_required = req == TlsRequirement::ControlAndData;
+                self.control_tls_required = req != TlsRequirement::None;
                 self.failures = 0;
                 self.phase = Phase::LoggedIn(user.clone());
                 r(230, format!("user {user} logged in"))
@@ -457,6 +461,11 @@ impl Session {
                     r(533, "the control connection is not protected")
                 } else if !self.policy.allow_ccc {
                     r(534, "CCC is not allowed on this server")
+                } else if self.policy.require_tls || self.control_tls_required {
+                    r(
+                        534,
+                        "this account must keep the control connection protected",
+                    )
                 } else {
                     self.tls_control = false;
                     Step::ReplyThenClear(Reply::new(200, "control connection in clear text"))
@@ -767,6 +776,34 @@ mod tests {
         // Implicit TLS: protected from the start.
         let mut s = session(true);
         assert_eq!(code(&login(&mut s, TlsRequirement::Control)), 230);
+    }
+
+    #[test]
+    fn ccc_when_allowed() {
+        let policy = SessionPolicy {
+            tls_available: true,
+            allow_ccc: true,
+            ..Default::default()
+        };
+        let ip = "10.0.0.1".parse().unwrap();
+        // Only on a protected control connection.
+        let mut s = Session::new(policy.clone(), ip, false);
+        login(&mut s, TlsRequirement::None);
+        assert_eq!(code(&s.on_line(b"CCC")), 533);
+        // An account without a TLS requirement may go back to clear text; PROT stays.
+        let mut s = Session::new(policy.clone(), ip, true);
+        login(&mut s, TlsRequirement::None);
+        assert_eq!(code(&s.on_line(b"PBSZ 0")), 200);
+        assert_eq!(code(&s.on_line(b"PROT P")), 200);
+        assert!(matches!(s.on_line(b"CCC"), Step::ReplyThenClear(ref r) if r.code == 200));
+        assert!(!s.tls_control());
+        assert_eq!(s.prot(), crate::command::ProtLevel::Private);
+        assert_eq!(code(&s.on_line(b"CCC")), 533, "already clear");
+        // An account that needs TLS keeps it.
+        let mut s = Session::new(policy, ip, true);
+        login(&mut s, TlsRequirement::Control);
+        assert_eq!(code(&s.on_line(b"CCC")), 534);
+        assert!(s.tls_control());
     }
 
     #[test]
