@@ -294,6 +294,16 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
             };
             let mut signon = security.certificate_map();
             signon.common_name_is_user = f.certificate_common_name;
+            let xferlog = match &f.xferlog {
+                None => None,
+                Some(_) => {
+                    let path = file(&f.xferlog);
+                    let log = sixstack_ftp::xferlog::XferLog::open(&path).map_err(|e| {
+                        AppError::Config(format!("ftp xferlog {}: {e}", path.display()))
+                    })?;
+                    Some(log)
+                }
+            };
             let [a, b] = *f.passive_ports.get_ref();
             let mut policy = sixstack_ftp::SessionPolicy {
                 require_tls: f.require_tls,
@@ -321,6 +331,7 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
                 failure_delay: Duration::from_millis(f.failure_delay_ms),
                 signon: Arc::new(signon),
                 data_buffer: *f.data_buffer.get_ref(),
+                xferlog,
             }))
         }
     };

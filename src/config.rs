@@ -598,6 +598,10 @@ pub struct Ftp {
     /// Receive and send buffer of each data connection, bytes: the window a transfer gets.
     #[serde(default = "default_ftp_data_buffer")]
     pub data_buffer: Spanned<usize>,
+    /// The transfer log (xferlog format, appended; relative to this file). Without it,
+    /// transfers are logged as log lines under `sixstack_ftp::xferlog`.
+    #[serde(default)]
+    pub xferlog: Option<Spanned<String>>,
 }
 
 fn default_ftp_data_buffer() -> Spanned<usize> {

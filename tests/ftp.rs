@@ -48,8 +48,10 @@ fn site_in(base: &std::path::Path, lab: &sixstack::lab::Lab, tag: &str) -> Site 
     .unwrap();
     let mut config = sixstack::lab_config(lab, None);
     config.push_str(&format!(
-        "\n[ftp]\nport = 2121\nusers = \"{}\"\nidle_timeout_s = 30\ndata_timeout_s = 10\n",
-        users.display()
+        "\n[ftp]\nport = 2121\nusers = \"{}\"\nidle_timeout_s = 30\ndata_timeout_s = 10\n\
+         xferlog = \"{}\"\n",
+        users.display(),
+        dir.join("xferlog").display()
     ));
     Site { dir, home, config }
 }
@@ -62,6 +64,24 @@ fn serve(g: &LabGuard, config: &str) -> (sixstack::app::Running, String, std::ne
     let to = std::net::SocketAddr::new(stack.into(), 2121);
     drop(in_ns(&ns, move || connect_retry(to)));
     (app, ns, stack)
+}
+
+/// The transfer log's lines once it holds at least `n` (its writer thread appends a moment
+/// after each transfer), each split into its fields.
+fn xferlog_lines(s: &Site, n: usize) -> Vec<Vec<String>> {
+    let path = s.dir.join("xferlog");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<Vec<String>> = text
+            .lines()
+            .map(|l| l.split_whitespace().map(String::from).collect())
+            .collect();
+        if lines.len() >= n || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 fn url(ip: IpAddr, path: &str) -> String {
@@ -136,6 +156,29 @@ fn curl_stores_and_retrieves_byte_exact() {
         .unwrap();
     assert_eq!(out.status.code(), Some(67), "{out:?}");
     assert!(!s.home.join("x.bin").exists());
+    // The transfer log: one complete binary line per transfer, in and out, with the client,
+    // the user and the byte count (18 fields: the xferlog format).
+    let lines = xferlog_lines(&s, 12);
+    assert_eq!(lines.len(), 12, "{lines:?}");
+    let peer4 = g.lab.peer4().to_string();
+    for l in &lines {
+        assert_eq!(l.len(), 18, "{l:?}");
+        assert_eq!(l[7], (3u64 << 20).to_string(), "{l:?}");
+        assert_eq!((&l[9][..], &l[10][..]), ("b", "_"), "{l:?}");
+        assert_eq!(
+            (&l[12][..], &l[13][..], &l[17][..]),
+            ("r", "anna", "c"),
+            "{l:?}"
+        );
+    }
+    let ups = lines.iter().filter(|l| l[11] == "i").count();
+    assert_eq!(ups, 6, "{lines:?}");
+    assert!(lines
+        .iter()
+        .any(|l| l[6] == peer4 && l[8] == "/up-v4-epsv.bin"));
+    assert!(lines
+        .iter()
+        .any(|l| l[6].contains(':') && l[8] == "/up-v6-eprt.bin"));
     app.stop().unwrap();
 }
 
@@ -879,6 +922,17 @@ f.quit()
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     assert!(!s.home.join("partial.bin").exists());
+    // Both aborted transfers are in the transfer log as incomplete.
+    let lines = xferlog_lines(&s, 2);
+    let ends: Vec<_> = lines
+        .iter()
+        .map(|l| (&l[8][..], &l[11][..], &l[17][..]))
+        .collect();
+    assert_eq!(
+        ends,
+        [("/big.bin", "o", "i"), ("/partial.bin", "i", "i")],
+        "{lines:?}"
+    );
     app.stop().unwrap();
 }
 

@@ -5,7 +5,8 @@
 //! [`reply`] formats replies, [`session`] holds a control connection's protocol state
 //! (a line in, a reply or a request for the I/O layer out), and [`vpath`] resolves the paths a user names inside the
 //! virtual tree rooted at their home, where no spelling can leave it; [`users`] is the
-//! security file of the `standard` method (Argon2id hashes, homes, per-path access).
+//! security file of the `standard` method (Argon2id hashes, homes, per-path access);
+//! [`xferlog`] writes the transfer log.
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ pub mod session;
 pub mod stream;
 pub mod users;
 pub mod vpath;
+pub mod xferlog;
 
 pub use command::{Command, CommandError, ProtLevel, TransferType};
 pub use reply::Reply;

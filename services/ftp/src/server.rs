@@ -27,6 +27,7 @@ use crate::security::{Account, Security};
 use crate::session::{ListKind, LoginOutcome, Request, Session, SessionPolicy, Step};
 use crate::stream::Stream;
 use crate::vpath::VirtualPath;
+use crate::xferlog::{Direction, Record, XferLog};
 
 /// Bytes moved per disk operation.
 const CHUNK: usize = 256 * 1024;
@@ -63,6 +64,9 @@ pub struct FtpConfig {
     pub signon: Arc<sixstack_tls::signon::UserMap>,
     /// Receive and send buffer of each data connection (the window a bulk transfer gets).
     pub data_buffer: usize,
+    /// The transfer log file, when one is configured (else transfers are logged as log
+    /// lines only).
+    pub xferlog: Option<XferLog>,
 }
 
 /// Serves FTP on this shard until it drains; with `tls`, AUTH TLS and PROT P are offered
@@ -884,12 +888,12 @@ impl Conn {
             Raced::Done(r) => r,
             Raced::Aborted => {
                 data.abort();
-                self.xferlog('o', &path, sent, started, false);
+                self.xferlog(Direction::Out, &path, sent, started, ty, false);
                 self.send(Reply::new(426, "transfer aborted")).await?;
                 return self.send(Reply::new(226, "ABOR done")).await;
             }
         };
-        self.xferlog('o', &path, sent, started, result.is_ok());
+        self.xferlog(Direction::Out, &path, sent, started, ty, result.is_ok());
         match result {
             Ok(()) => {
                 self.send(Reply::new(226, format!("{path} sent, {sent} bytes")))
@@ -1006,12 +1010,11 @@ impl Conn {
                 // arrived (the client asked for that file to grow).
                 data.abort();
                 upload.abandon();
-                self.xferlog('i', &path, got, started, false);
+                self.xferlog(Direction::In, &path, got, started, ty, false);
                 self.send(Reply::new(426, "transfer aborted")).await?;
                 return self.send(Reply::new(226, "ABOR done")).await;
             }
         };
-        self.xferlog('i', &path, got, started, result.is_ok());
         let outcome = match result {
             Ok(()) => upload.finish(),
             Err(e) => {
@@ -1019,6 +1022,7 @@ impl Conn {
                 Err(e)
             }
         };
+        self.xferlog(Direction::In, &path, got, started, ty, outcome.is_ok());
         match outcome {
             Ok(()) => {
                 self.send(Reply::new(226, format!("{path} stored, {got} bytes")))
@@ -1037,18 +1041,34 @@ impl Conn {
         }
     }
 
-    /// One transfer log line (in the spirit of xferlog: duration, client, bytes, file,
-    /// type, direction, user, result).
-    fn xferlog(&self, dir: char, path: &VirtualPath, bytes: u64, started: Instant, ok: bool) {
-        log::info!(
-            target: "sixstack_ftp::xferlog",
-            "{} {} {} {} b _ {dir} r {} ftp 0 * {}",
-            started.elapsed().as_secs(),
-            self.peer,
+    /// One transfer in the transfer log (see [`crate::xferlog`]).
+    fn xferlog(
+        &self,
+        direction: Direction,
+        path: &VirtualPath,
+        bytes: u64,
+        started: Instant,
+        ty: TransferType,
+        complete: bool,
+    ) {
+        let ended = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let path = path.to_string();
+        let r = Record {
+            ended,
+            secs: started.elapsed().as_secs(),
+            client: self.peer,
             bytes,
-            path,
-            self.account.as_ref().map_or("-", |a| a.name.as_str()),
-            if ok { 'c' } else { 'i' }
-        );
+            path: &path,
+            ascii: ty == TransferType::Ascii,
+            direction,
+            user: self.account.as_ref().map_or("-", |a| a.name.as_str()),
+            complete,
+        };
+        match &self.cfg.xferlog {
+            Some(log) => log.record(&r),
+            None => log::info!(target: "sixstack_ftp::xferlog", "{}", r.line()),
+        }
     }
 }
