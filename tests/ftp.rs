@@ -182,15 +182,19 @@ fn curl_stores_and_retrieves_byte_exact() {
     app.stop().unwrap();
 }
 
-/// Python's ftplib through a whole session, and the refusals.
+/// Python's ftplib through a whole session, and the refusals, over IPv4 and IPv6.
 #[test]
 fn ftplib_session_and_refusals() {
     let g = LabGuard::new(false);
     let s = site(&g.lab, "ftplib");
     std::fs::write(s.home.join("pub/readme.txt"), b"line one\nline two\n").unwrap();
-    let (app, ns, stack) = serve(&g, &s.config);
-    let script = format!(
-        r#"
+    let (app, ns, _) = serve(&g, &s.config);
+    for (stack, bounce) in [
+        (IpAddr::from(g.lab.stack4()), "PORT 10,9,9,9,200,1"),
+        (IpAddr::from(g.lab.stack6()), "EPRT |2|fd00:9::9|51201|"),
+    ] {
+        let script = format!(
+            r#"
 import ftplib, hashlib, io, os
 f = ftplib.FTP()
 f.connect("{stack}", 2121, timeout=20)
@@ -228,7 +232,7 @@ try:
 except ftplib.error_perm as e:
     print("read-only", str(e)[:3])
 try:
-    f.sendcmd("PORT 10,9,9,9,200,1")
+    f.sendcmd("{bounce}")
     print("BOUNCE-ACCEPTED")
 except ftplib.error_perm as e:
     print("bounce", str(e)[:3])
@@ -238,28 +242,29 @@ f.rmd("work")
 print("list", sorted(f.nlst()))
 f.quit()
 "#
-    );
-    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-    assert!(ok, "{out}");
-    for want in [
-        "denied 530",
-        "pwd /",
-        "size True",
-        "nlst ['blob2']",
-        "sha True",
-        "ascii ['line one', 'line two']",
-        "mlsd [('readme.txt', 'file', '18')]",
-        "read-only 550",
-        "bounce 501",
-        "list ['link-out', 'pub']",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+        );
+        let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+        assert!(ok, "{stack}: {out}");
+        for want in [
+            "denied 530",
+            "pwd /",
+            "size True",
+            "nlst ['blob2']",
+            "sha True",
+            "ascii ['line one', 'line two']",
+            "mlsd [('readme.txt', 'file', '18')]",
+            "read-only 550",
+            "bounce 501",
+            "list ['link-out', 'pub']",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in:\n{out}");
+        }
+        assert_eq!(out.matches("refused 550").count(), 3, "{out}");
+        assert!(
+            !out.contains("ESCAPED") && !out.contains("WRONG-PASSWORD") && !out.contains("WRITTEN")
+        );
+        assert!(!s.home.join("pub/new.txt").exists());
     }
-    assert_eq!(out.matches("refused 550").count(), 3, "{out}");
-    assert!(
-        !out.contains("ESCAPED") && !out.contains("WRONG-PASSWORD") && !out.contains("WRITTEN")
-    );
-    assert!(!s.home.join("pub/new.txt").exists());
     // No temporary upload file is left anywhere in the home.
     let leftovers: Vec<_> = std::fs::read_dir(&s.home)
         .unwrap()
@@ -395,8 +400,10 @@ fn ftps_explicit_and_implicit() {
         ok && out.contains("< 534 this account must keep the control connection protected"),
         "ben's CCC: {out}"
     );
-    let script = format!(
-        r#"
+    // Python's FTP_TLS over both address families (EPSV on IPv6).
+    for stack in [IpAddr::from(stack), IpAddr::from(g.lab.stack6())] {
+        let script = format!(
+            r#"
 import ftplib, hashlib, io, os, ssl
 ctx = ssl.create_default_context(cafile="{ca}")
 ctx.check_hostname = False
@@ -455,25 +462,26 @@ try:
 except ftplib.error_perm as e:
     print("clear", str(e)[:3])
 "#
-    );
-    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-    assert!(ok, "{out}");
-    for want in [
-        "unresumed refused",
-        "prot-c 521",
-        "sha True",
-        "clear 534",
-        "ccc sha True",
-        "ccc pwd /",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+        );
+        let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+        assert!(ok, "{out}");
+        for want in [
+            "unresumed refused",
+            "prot-c 521",
+            "sha True",
+            "clear 534",
+            "ccc sha True",
+            "ccc pwd /",
+        ] {
+            assert!(out.contains(want), "missing {want:?} in:\n{out}");
+        }
+        assert!(!out.contains("ALLOWED"), "{out}");
     }
-    assert!(!out.contains("ALLOWED"), "{out}");
     app.stop().unwrap();
 }
 
 /// lftp mirrors a tree of 200 files up and back down over AUTH TLS with protected data
-/// connections; every file arrives with the same SHA-256.
+/// connections, over IPv4 and over IPv6; every file arrives with the same SHA-256.
 #[test]
 fn lftp_mirrors_a_tree_both_ways_over_tls() {
     use std::collections::BTreeMap;
@@ -488,58 +496,67 @@ fn lftp_mirrors_a_tree_both_ways_over_tls() {
         std::fs::write(dir.join(format!("f{i}.bin")), pattern(len, i)).unwrap();
     }
     let ca = format!("{}/ca.pem", sixstack::LAB_TLS_DIR);
-    let back = s.dir.join("back");
-    let script = format!(
-        "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {ca}; \
+    for (stack, tag) in [
+        (IpAddr::from(stack), "4"),
+        (IpAddr::from(g.lab.stack6()), "6"),
+    ] {
+        let back = s.dir.join(format!("back{tag}"));
+        let host = match stack {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let script = format!(
+            "set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:ca-file {ca}; \
          set ssl:check-hostname no; set net:max-retries 1; set net:timeout 20; \
-         open -u anna,\"anna's password\" -p 2121 {stack}; \
-         mkdir up; mirror -R --parallel=4 {} up; mirror --parallel=4 up {}; bye",
-        src.display(),
-        back.display()
-    );
-    let (ok, out) = ns_exec(&ns, &["lftp", "-c", &script]);
-    assert!(ok, "lftp: {out}");
-    let digest = |root: &std::path::Path| {
-        let mut m = BTreeMap::new();
-        let mut stack = vec![root.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).unwrap() {
-                let p = e.unwrap().path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else {
-                    let rel = p.strip_prefix(root).unwrap().to_path_buf();
-                    let bytes = std::fs::read(&p).unwrap();
-                    m.insert(rel, (bytes.len(), digest_of(&bytes)));
+         open -u anna,\"anna's password\" -p 2121 {host}; \
+         mkdir up{tag}; mirror -R --parallel=4 {} up{tag}; mirror --parallel=4 up{tag} {}; bye",
+            src.display(),
+            back.display()
+        );
+        let (ok, out) = ns_exec(&ns, &["lftp", "-c", &script]);
+        assert!(ok, "lftp over {stack}: {out}");
+        let digest = |root: &std::path::Path| {
+            let mut m = BTreeMap::new();
+            let mut stack = vec![root.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).unwrap() {
+                    let p = e.unwrap().path();
+                    if p.is_dir() {
+                        stack.push(p);
+                    } else {
+                        let rel = p.strip_prefix(root).unwrap().to_path_buf();
+                        let bytes = std::fs::read(&p).unwrap();
+                        m.insert(rel, (bytes.len(), digest_of(&bytes)));
+                    }
                 }
             }
+            m
+        };
+        let want = digest(&src);
+        assert_eq!(want.len(), 200);
+        for (what, got) in [
+            ("uploaded", digest(&s.home.join(format!("up{tag}")))),
+            ("downloaded", digest(&back)),
+        ] {
+            let differ: Vec<_> = want
+                .iter()
+                .filter(|(k, v)| got.get(*k) != Some(v))
+                .map(|(k, v)| {
+                    format!(
+                        "{} want {} got {:?}",
+                        k.display(),
+                        v.0,
+                        got.get(k).map(|g| g.0)
+                    )
+                })
+                .take(5)
+                .collect();
+            let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
+            assert!(
+                differ.is_empty() && extra == 0,
+                "{what} over {stack}: tree differs: {differ:?}, {extra} extra\n{out}"
+            );
         }
-        m
-    };
-    let want = digest(&src);
-    assert_eq!(want.len(), 200);
-    for (what, got) in [
-        ("uploaded", digest(&s.home.join("up"))),
-        ("downloaded", digest(&back)),
-    ] {
-        let differ: Vec<_> = want
-            .iter()
-            .filter(|(k, v)| got.get(*k) != Some(v))
-            .map(|(k, v)| {
-                format!(
-                    "{} want {} got {:?}",
-                    k.display(),
-                    v.0,
-                    got.get(k).map(|g| g.0)
-                )
-            })
-            .take(5)
-            .collect();
-        let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
-        assert!(
-            differ.is_empty() && extra == 0,
-            "{what} tree differs: {differ:?}, {extra} extra\n{out}"
-        );
     }
     app.stop().unwrap();
 }
@@ -933,6 +950,67 @@ f.quit()
         [("/big.bin", "o", "i"), ("/partial.bin", "i", "i")],
         "{lines:?}"
     );
+    app.stop().unwrap();
+}
+
+/// The timeouts: a data connection that is never opened (425), a download the client
+/// stops reading and an upload it stops sending (426, nothing stored), and a control
+/// connection left idle (421, closed).
+#[test]
+fn idle_and_data_timeouts() {
+    let g = LabGuard::new(false);
+    let mut s = site(&g.lab, "timeouts");
+    s.config = s
+        .config
+        .replace("idle_timeout_s = 30", "idle_timeout_s = 2")
+        .replace("data_timeout_s = 10", "data_timeout_s = 1");
+    std::fs::write(s.home.join("big.bin"), pattern(40 << 20, 5)).unwrap();
+    let (app, ns, stack) = serve(&g, &s.config);
+    let script = format!(
+        r#"
+import ftplib, time
+f = ftplib.FTP()
+f.connect("{stack}", 2121, timeout=20)
+f.login("anna", "anna's password")
+f.voidcmd("TYPE I")
+f.sendcmd("PASV")
+t = time.time()
+try:
+    f.sendcmd("RETR big.bin")
+    print("NO-DATA-ACCEPTED")
+except ftplib.error_temp as e:
+    print("no data", str(e)[:3], time.time() - t >= 0.9)
+conn = f.transfercmd("RETR big.bin")
+t = time.time()
+r = f.getline()
+print("stalled retr", r[:3], time.time() - t >= 0.9)
+conn.close()
+conn = f.transfercmd("STOR stalled.bin")
+conn.sendall(b"x" * 1000)
+t = time.time()
+r = f.getline()
+print("stalled stor", r[:3], time.time() - t >= 0.9)
+conn.close()
+print("after", f.sendcmd("NOOP")[:3])
+t = time.time()
+line = f.sock.recv(200)
+print("idle", line[:3].decode(), 1.5 <= time.time() - t < 10)
+print("closed", f.sock.recv(200) == b"")
+"#
+    );
+    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
+    assert!(ok, "{out}");
+    for want in [
+        "no data 425 True",
+        "stalled retr 426 True",
+        "stalled stor 426 True",
+        "after 200",
+        "idle 421 True",
+        "closed True",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    assert!(!s.home.join("stalled.bin").exists());
     app.stop().unwrap();
 }
 
