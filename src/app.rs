@@ -332,6 +332,8 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
                 signon: Arc::new(signon),
                 data_buffer: *f.data_buffer.get_ref(),
                 xferlog,
+                proxied_port: f.proxied_port.as_ref().map(|p| *p.get_ref()),
+                trusted_proxies: f.trusted_proxies.clone(),
             }))
         }
     };
@@ -367,9 +369,13 @@ fn shard_acceptor(
 pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext) {
     let tls = ctx.tls.as_deref();
     let board = &ctx.board;
+    // The FTP server and the proxy listeners of a shard share one acceptor, so one session
+    // cache: a session begun at a proxy listener resumes at the FTP server (implicit FTPS
+    // by way of a proxy listener, whose data connections come to the FTP server).
+    let shared = tls.and_then(|_| shard_acceptor(net, tls, "ftp and proxy listeners"));
     if let Some(f) = &ctx.ftp {
         let (n, fc) = (net.clone(), std::rc::Rc::new((**f).clone()));
-        let acceptor = tls.and_then(|_| shard_acceptor(net, tls, "ftp"));
+        let acceptor = shared.clone();
         net.spawn(async move {
             if let Err(e) = sixstack_ftp::serve(n, fc, acceptor).await {
                 log::error!("ftp stopped: {e}");
@@ -383,7 +389,8 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
             continue;
         };
         let acceptor = if p.tls {
-            let Some(a) = shard_acceptor(net, tls, &format!("proxy {}", pc.name)) else {
+            let Some(a) = shared.clone() else {
+                log::error!("proxy {}: no [tls] material; not started", pc.name);
                 continue;
             };
             Some(a)

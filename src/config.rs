@@ -598,6 +598,14 @@ pub struct Ftp {
     /// Receive and send buffer of each data connection, bytes: the window a transfer gets.
     #[serde(default = "default_ftp_data_buffer")]
     pub data_buffer: Spanned<usize>,
+    /// A port for control connections from a `[[proxy]]` listener of this appliance (a
+    /// backend with `proxy_protocol = "v2"`): implicit FTPS by way of the proxy's TLS
+    /// wrapping, the data connections coming straight to the passive ports.
+    #[serde(default)]
+    pub proxied_port: Option<Spanned<u16>>,
+    /// Other proxies that may connect to `proxied_port` (their PROXY header is believed).
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// The transfer log (xferlog format, appended; relative to this file). Without it,
     /// transfers are logged as log lines under `sixstack_ftp::xferlog`.
     #[serde(default)]
@@ -993,6 +1001,16 @@ impl Config {
                 }
                 seen.push((p, true, false));
             }
+            if let Some(pp) = &f.proxied_port {
+                let p = *pp.get_ref();
+                if p == 0 || seen.iter().any(|&(q, t, _)| q == p && t) {
+                    return Err(err(
+                        pp.span(),
+                        format!("ftp proxied_port {p} is 0 or already used"),
+                    ));
+                }
+                seen.push((p, true, false));
+            }
             let (needed, what) = match f.method {
                 FtpMethod::Standard => (f.users.is_some(), "users"),
                 FtpMethod::ResourceRules => (f.rules.is_some(), "rules"),
@@ -1297,6 +1315,26 @@ port = 7
         assert!(e.starts_with("bad.toml:4:"), "{e}");
         let e = error_of(&GOOD.replace("[[service]]", "[[service]]\ncolour = 1"));
         assert!(e.contains("colour"), "{e}");
+    }
+
+    #[test]
+    fn ftp_ports_and_their_conflicts() {
+        let good = format!(
+            "{GOOD}\n[ftp]\nusers = \"u.toml\"\nproxied_port = 2122\n\
+             trusted_proxies = [\"10.77.0.9\", \"fd77::9\"]\nxferlog = \"x.log\"\n"
+        );
+        let cfg = Config::parse(&good, "good.toml").unwrap();
+        let f = cfg.file.ftp.as_ref().unwrap();
+        assert_eq!(f.proxied_port.as_ref().map(|p| *p.get_ref()), Some(2122));
+        assert_eq!(f.trusted_proxies.len(), 2);
+        assert!(!f.allow_ccc, "CCC is off by default");
+        let e = error_of(&good.replace("proxied_port = 2122", "proxied_port = 21"));
+        assert!(e.contains("proxied_port 21 is 0 or already used"), "{e}");
+        let e = error_of(&good.replace("\"fd77::9\"", "\"fd77::zz\""));
+        assert!(
+            e.contains(":17:") && e.contains("invalid IP address"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -480,6 +480,91 @@ except ftplib.error_perm as e:
     app.stop().unwrap();
 }
 
+/// Implicit FTPS by way of a proxy listener's TLS wrapping: the listener on 2991 ends TLS
+/// and hands the control connection (PROXY v2 header: the client, and that it spoke TLS)
+/// to the FTP server's proxied port inside the appliance; PROT P data connections come
+/// straight to the passive ports and resume the session begun at the listener. curl over
+/// IPv4 and IPv6, byte for byte; the transfer log names the real client; a client that
+/// connects to the proxied port itself is refused.
+#[test]
+fn implicit_ftps_through_a_proxy_listener() {
+    let g = LabGuard::new(false);
+    let mut s = site(&g.lab, "wrapped");
+    let stack4 = g.lab.stack4();
+    s.config.push_str("proxied_port = 2122\n");
+    s.config.push_str(&format!(
+        "\n[[proxy]]\nname = \"ftps\"\nport = 2991\ntls = true\n\n\
+         [[proxy.backend]]\naddress = \"{stack4}:2122\"\nproxy_protocol = \"v2\"\n"
+    ));
+    let (app, ns, _) = serve(&g, &s.config);
+    let ca = format!("{}/ca.pem", sixstack::LAB_TLS_DIR);
+    let local = s.dir.join("payload.bin");
+    let data = pattern(3 << 20, 91);
+    std::fs::write(&local, &data).unwrap();
+    let local_s = local.to_str().unwrap().to_string();
+    for (ip, tag) in [
+        (IpAddr::from(stack4), "v4"),
+        (IpAddr::from(g.lab.stack6()), "v6"),
+    ] {
+        let host = match ip {
+            IpAddr::V4(a) => a.to_string(),
+            IpAddr::V6(a) => format!("[{a}]"),
+        };
+        let resolve = format!("sixstack.lab:2991:{host}");
+        let u = format!("ftps://anna:anna%27s%20password@sixstack.lab:2991/wrapped-{tag}.bin");
+        let base = [
+            "curl",
+            "-sS",
+            "--max-time",
+            "30",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+        ];
+        let mut put = base.to_vec();
+        put.extend(["-T", &local_s, &u]);
+        let (ok, out) = ns_exec(&ns, &put);
+        assert!(ok, "{tag} upload: {out}");
+        let stored = std::fs::read(s.home.join(format!("wrapped-{tag}.bin"))).unwrap();
+        assert!(stored == data, "{tag}: stored bytes differ");
+        let back = s.dir.join(format!("back-{tag}.bin"));
+        let back_s = back.to_str().unwrap().to_string();
+        let mut get = base.to_vec();
+        get.extend(["-o", &back_s, &u]);
+        let (ok, out) = ns_exec(&ns, &get);
+        assert!(ok, "{tag} download: {out}");
+        assert!(std::fs::read(&back).unwrap() == data, "{tag}: bytes differ");
+    }
+    let lines = xferlog_lines(&s, 4);
+    let clients: Vec<_> = lines.iter().map(|l| (l[6].clone(), &l[17][..])).collect();
+    let (p4, p6) = (g.lab.peer4().to_string(), g.lab.peer6().to_string());
+    assert_eq!(
+        clients,
+        [(p4.clone(), "c"), (p4, "c"), (p6.clone(), "c"), (p6, "c")],
+        "{lines:?}"
+    );
+    // The proxied port itself believes no one outside the appliance.
+    let direct = format!("ftp://anna:anna%27s%20password@{stack4}:2122/wrapped-v4.bin");
+    let (ok, out) = ns_exec(
+        &ns,
+        &[
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            &direct,
+        ],
+    );
+    assert!(
+        !ok,
+        "a direct connection to the proxied port was served: {out}"
+    );
+    app.stop().unwrap();
+}
+
 /// lftp mirrors a tree of 200 files up and back down over AUTH TLS with protected data
 /// connections, over IPv4 and over IPv6; every file arrives with the same SHA-256.
 #[test]

@@ -296,6 +296,14 @@ impl Net {
         self.inner.now.get()
     }
 
+    /// Whether `addr` is one of the stack's own addresses (a connection from it comes from
+    /// a service of this appliance, looped back inside the shard).
+    pub fn is_own_address(&self, addr: std::net::IpAddr) -> bool {
+        self.core()
+            .iface
+            .has_ip_addr(smoltcp::wire::IpAddress::from(addr))
+    }
+
     /// The configuration the shard was started with.
     pub fn config(&self) -> &StackConfig {
         &self.inner.config

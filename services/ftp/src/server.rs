@@ -67,21 +67,164 @@ pub struct FtpConfig {
     /// The transfer log file, when one is configured (else transfers are logged as log
     /// lines only).
     pub xferlog: Option<XferLog>,
+    /// A port for control connections handed on by a proxy listener (implicit FTPS by way
+    /// of the proxy's TLS wrapping): each starts with a PROXY protocol version 2 header.
+    pub proxied_port: Option<u16>,
+    /// Proxies other than the appliance's own listeners that may connect to the proxied
+    /// port.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 /// Serves FTP on this shard until it drains; with `tls`, AUTH TLS and PROT P are offered
-/// and the implicit FTPS port is served too.
+/// and the implicit FTPS port is served too; with a proxied port, connections handed on by
+/// a proxy listener (PROXY protocol version 2) are served there.
 pub async fn serve(net: Net, cfg: Rc<FtpConfig>, tls: Option<ShardAcceptor>) -> io::Result<()> {
-    if let (Some(port), Some(acceptor)) = (cfg.implicit_port, tls.clone()) {
-        let (n, c) = (net.clone(), cfg.clone());
+    let mut extra = Vec::new();
+    if let (Some(port), Some(_)) = (cfg.implicit_port, &tls) {
+        extra.push((port, Entry::Implicit));
+    }
+    if let Some(port) = cfg.proxied_port {
+        extra.push((port, Entry::Proxied));
+    }
+    for (port, entry) in extra {
+        let (n, c, t) = (net.clone(), cfg.clone(), tls.clone());
         net.spawn(async move {
-            if let Err(e) = listen(n, c, Some(acceptor), port, true).await {
-                log::error!("ftps on port {port} stopped: {e}");
+            if let Err(e) = listen(n, c, t, port, entry).await {
+                log::error!("ftp on port {port} stopped: {e}");
             }
         });
     }
     let port = cfg.port;
-    listen(net, cfg, tls, port, false).await
+    listen(net, cfg, tls, port, Entry::Plain).await
+}
+
+/// How control connections arrive on a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// Clear text (AUTH TLS upgrades it).
+    Plain,
+    /// TLS from the first byte.
+    Implicit,
+    /// From a proxy listener of this appliance (or a trusted proxy): a PROXY protocol
+    /// version 2 header first, naming the client and whether it spoke TLS to the proxy.
+    Proxied,
+}
+
+/// Who a control connection is for, once it has arrived.
+struct Arrival {
+    control: Stream,
+    /// The client.
+    client: IpAddr,
+    /// The address the client connected to, when it is not the connection's own local
+    /// address (behind a proxy): passive data ports are opened there.
+    local: Option<IpAddr>,
+    /// The control connection is protected (here or at the proxy).
+    protected: bool,
+    /// The user a verified client certificate at the proxy signs on.
+    cert_user: Option<String>,
+    /// Bytes of the client's that came with the PROXY header.
+    early: Vec<u8>,
+}
+
+/// Reads the PROXY protocol header a proxied connection starts with: the header (`None`
+/// for LOCAL, a proxy's health check) and the bytes after it.
+async fn read_proxy_header(
+    net: &Net,
+    stream: &mut TcpStream,
+    limit: Duration,
+) -> io::Result<Option<(sixstack_proxy::proxy_protocol::Proxied, Vec<u8>)>> {
+    use sixstack_proxy::proxy_protocol::parse_v2;
+    let mut buf = Vec::new();
+    let read = async {
+        loop {
+            match parse_v2(&buf).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))? {
+                Some((h, len)) => return Ok::<_, io::Error>((h, len)),
+                None => {
+                    let mut chunk = [0u8; 512];
+                    let n = stream.read(&mut chunk).await?;
+                    if n == 0 {
+                        return Err(io::ErrorKind::UnexpectedEof.into());
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+            }
+        }
+    };
+    let (h, len) = timeout(net, limit, read)
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no PROXY header"))??;
+    if h.addresses.is_none() {
+        return Ok(None);
+    }
+    Ok(Some((h, buf.split_off(len))))
+}
+
+/// Takes a new control connection in: the TLS handshake (implicit), the PROXY header
+/// (proxied); `None` when it is not to be served (each refusal is logged).
+async fn arrive(
+    net: &Net,
+    cfg: &FtpConfig,
+    tls: Option<&ShardAcceptor>,
+    mut stream: TcpStream,
+    peer: IpEndpoint,
+    entry: Entry,
+) -> Option<Arrival> {
+    let from: IpAddr = peer.addr.into();
+    let plain = |control, protected| Arrival {
+        control,
+        client: from,
+        local: None,
+        protected,
+        cert_user: None,
+        early: Vec::new(),
+    };
+    match entry {
+        Entry::Plain => Some(plain(Stream::Plain(stream), false)),
+        Entry::Implicit => match tls?.accept(stream, &peer).await {
+            Ok(s) => {
+                let control = Stream::Tls(Box::new(s));
+                let cert_user = certificate_user(cfg, &control);
+                Some(Arrival {
+                    cert_user,
+                    ..plain(control, true)
+                })
+            }
+            // The acceptor logs refused handshakes.
+            Err(_) => None,
+        },
+        Entry::Proxied => {
+            if !net.is_own_address(from) && !cfg.trusted_proxies.contains(&from) {
+                log::warn!("ftp: {peer} is not a trusted proxy; connection refused");
+                stream.abort();
+                return None;
+            }
+            match read_proxy_header(net, &mut stream, cfg.data_timeout).await {
+                Ok(Some((h, early))) => {
+                    let (client, local) = h.addresses?;
+                    let cert_user = h
+                        .tls
+                        .as_ref()
+                        .and_then(|t| t.client_cn.clone())
+                        .filter(|_| cfg.signon.common_name_is_user);
+                    Some(Arrival {
+                        control: Stream::Plain(stream),
+                        client: client.ip(),
+                        local: Some(local.ip()),
+                        protected: h.tls.is_some(),
+                        cert_user,
+                        early,
+                    })
+                }
+                // LOCAL: the proxy checking that this port answers.
+                Ok(None) => None,
+                Err(e) => {
+                    log::warn!("ftp: proxied connection from {peer} refused: {e}");
+                    stream.abort();
+                    None
+                }
+            }
+        }
+    }
 }
 
 async fn listen(
@@ -89,7 +232,7 @@ async fn listen(
     cfg: Rc<FtpConfig>,
     tls: Option<ShardAcceptor>,
     port: u16,
-    implicit: bool,
+    entry: Entry,
 ) -> io::Result<()> {
     let listener = TcpListener::bind_with(
         &net,
@@ -98,7 +241,11 @@ async fn listen(
     )?;
     log::info!(
         "ftp listening on port {port}{}",
-        if implicit { " (implicit TLS)" } else { "" }
+        match entry {
+            Entry::Plain => "",
+            Entry::Implicit => " (implicit TLS)",
+            Entry::Proxied => " (behind a proxy listener: PROXY protocol v2)",
+        }
     );
     let data_tls = tls.as_ref().map(ShardAcceptor::without_tickets);
     listener
@@ -106,43 +253,35 @@ async fn listen(
             let (net, cfg, tls, data_tls) =
                 (net.clone(), cfg.clone(), tls.clone(), data_tls.clone());
             async move {
-                let ip: IpAddr = peer.addr.into();
-                let admission = match cfg.limits.admit(ip) {
-                    Ok(a) => a,
+                let Some(a) = arrive(&net, &cfg, tls.as_ref(), stream, peer, entry).await else {
+                    return;
+                };
+                let admission = match cfg.limits.admit(a.client) {
+                    Ok(adm) => adm,
                     Err(why) => {
-                        log::warn!("ftp: {peer} turned away: {why}");
-                        let mut stream = stream;
-                        if !implicit {
-                            let r = Reply::new(421, format!("{why}; try again later"));
-                            let _ = stream.write_all(&r.to_bytes()).await;
-                            let _ = stream.shutdown().await;
-                        }
+                        log::warn!("ftp: {} turned away: {why}", a.client);
+                        let mut control = a.control;
+                        let r = Reply::new(421, format!("{why}; try again later"));
+                        let _ = control.write_all(&r.to_bytes()).await;
+                        let _ = control.shutdown().await;
                         return;
                     }
                 };
-                let control = match (&tls, implicit) {
-                    (Some(a), true) => match a.accept(stream, &peer).await {
-                        Ok(s) => Stream::Tls(Box::new(s)),
-                        // The acceptor logs refused handshakes.
-                        Err(_) => return,
-                    },
-                    _ => Stream::Plain(stream),
-                };
                 let mut policy = cfg.policy.clone();
                 policy.tls_available = tls.is_some();
-                let cert_user = certificate_user(&cfg, &control);
                 let mut conn = Conn {
                     _admission: admission,
                     ebcdic: None,
-                    cert_user,
-                    session: Session::new(policy, ip, implicit),
+                    cert_user: a.cert_user,
+                    session: Session::new(policy, a.client, a.protected),
                     net,
                     cfg,
                     tls,
                     data_tls,
-                    control,
-                    peer: ip,
-                    buf: Vec::new(),
+                    control: a.control,
+                    peer: a.client,
+                    local: a.local,
+                    buf: a.early,
                     account: None,
                     home: None,
                     passive: None,
@@ -303,6 +442,8 @@ struct Conn {
     data_tls: Option<ShardAcceptor>,
     control: Stream,
     peer: IpAddr,
+    /// The address the client connected to, behind a proxy (see [`Arrival::local`]).
+    local: Option<IpAddr>,
     buf: Vec<u8>,
     session: Session,
     account: Option<Account>,
@@ -673,10 +814,12 @@ impl Conn {
     async fn passive(&mut self, extended: bool, v6: Option<bool>) -> io::Result<()> {
         self.active = None;
         self.passive = None;
-        let Some(local) = self.control.local_addr() else {
+        let Some(local_ip) = self
+            .local
+            .or_else(|| self.control.local_addr().map(|l| l.addr.into()))
+        else {
             return self.send(Reply::new(425, "no local address")).await;
         };
-        let local_ip: IpAddr = local.addr.into();
         if v6.is_some_and(|v| v != local_ip.is_ipv6()) {
             return self
                 .send(Reply::new(
@@ -687,7 +830,7 @@ impl Conn {
         }
         let l = match TcpListener::bind_owned_port(
             &self.net,
-            Some(local.addr),
+            Some(local_ip.into()),
             self.cfg.passive_ports.clone(),
             ListenOptions {
                 backlog: 1,
