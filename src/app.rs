@@ -334,6 +334,9 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
                 xferlog,
                 proxied_port: f.proxied_port.as_ref().map(|p| *p.get_ref()),
                 trusted_proxies: f.trusted_proxies.clone(),
+                login_cache: Arc::new(sixstack_ftp::login_cache::LoginCache::new(
+                    Duration::from_secs_f64(f.login_cache_s),
+                )),
             }))
         }
     };

@@ -606,6 +606,10 @@ pub struct Ftp {
     /// Other proxies that may connect to `proxied_port` (their PROXY header is believed).
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Seconds a verified password is remembered (as a keyed digest) so a client that logs
+    /// in again with it skips the Argon2id check; 0: every login is checked in full.
+    #[serde(default = "default_login_cache")]
+    pub login_cache_s: f64,
     /// The transfer log (xferlog format, appended; relative to this file). Without it,
     /// transfers are logged as log lines under `sixstack_ftp::xferlog`.
     #[serde(default)]
@@ -614,6 +618,10 @@ pub struct Ftp {
 
 fn default_ftp_data_buffer() -> Spanned<usize> {
     Spanned::new(0..0, 128 * 1024)
+}
+
+fn default_login_cache() -> f64 {
+    300.0
 }
 
 fn default_ftp_max_clients() -> u32 {
@@ -1048,11 +1056,13 @@ impl Config {
                 || f.lockout_after == 0
                 || !(1.0..=86_400.0).contains(&f.lockout_s)
                 || f.failure_delay_ms > 60_000
+                || !(0.0..=86_400.0).contains(&f.login_cache_s)
             {
                 return Err(err(
                     f.port.span(),
                     "max_clients, max_per_address and lockout_after must be at least 1, \
-                     lockout_s 1 to 86400, failure_delay_ms at most 60000"
+                     lockout_s 1 to 86400, failure_delay_ms at most 60000, login_cache_s 0 \
+                     to 86400"
                         .into(),
                 ));
             }

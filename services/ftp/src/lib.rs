@@ -16,6 +16,7 @@ pub mod ebcdic;
 pub mod exit;
 pub mod fs;
 pub mod limits;
+pub mod login_cache;
 pub mod reply;
 pub mod rules;
 pub mod security;

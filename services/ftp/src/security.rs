@@ -6,10 +6,12 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use sixstack_stack::offload;
 
 use crate::exit::ExitProgram;
+use crate::login_cache::LoginCache;
 use crate::rules::{Level, RuleBase};
 use crate::users::{Access, TlsRequirement, User, Users};
 use crate::vpath::VirtualPath;
@@ -66,6 +68,28 @@ fn password_check(user: Option<User>, password: String) -> Option<User> {
 }
 
 impl Security {
+    /// Checks a login through `cache` (a password verified within its lifetime is not
+    /// checked again; never for the exit method); the account when it is allowed.
+    pub async fn login_cached(
+        &self,
+        cache: &LoginCache,
+        user: &str,
+        password: &str,
+        client: IpAddr,
+    ) -> Option<Account> {
+        if matches!(self, Security::Exit(_)) {
+            return self.login(user, password, client).await;
+        }
+        if cache.verified(user, password, Instant::now()) {
+            if let Some(a) = self.account_of(user) {
+                return Some(a);
+            }
+        }
+        let account = self.login(user, password, client).await?;
+        cache.remember(user, password, Instant::now());
+        Some(account)
+    }
+
     /// Checks a login; the account when it is allowed.
     pub async fn login(&self, user: &str, password: &str, client: IpAddr) -> Option<Account> {
         let (name, password) = (user.to_string(), password.to_string());

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sixstack_stack::smoltcp::wire::{IpEndpoint, IpListenEndpoint};
-use sixstack_stack::{timeout, ListenOptions, Net, TcpListener, TcpStream};
+use sixstack_stack::{offload, timeout, ListenOptions, Net, TcpListener, TcpStream};
 use sixstack_tls::ShardAcceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -73,6 +73,8 @@ pub struct FtpConfig {
     /// Proxies other than the appliance's own listeners that may connect to the proxied
     /// port.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Passwords verified a moment ago (shared by every shard).
+    pub login_cache: Arc<crate::login_cache::LoginCache>,
 }
 
 /// Serves FTP on this shard until it drains; with `tls`, AUTH TLS and PROT P are offered
@@ -429,6 +431,21 @@ fn certificate_user(cfg: &FtpConfig, control: &Stream) -> Option<String> {
     cfg.signon.user_for(info.peer_chain.first()?)
 }
 
+/// Runs a file-system operation of `home` on the offload thread (one that may free a big
+/// file's pages); an offload failure is an I/O error.
+async fn off_shard<T: Send + 'static>(
+    home: &Arc<Home>,
+    f: impl FnOnce(&Home) -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let h = home.clone();
+    offload(move || f(&h)).await.and_then(|r| r)
+}
+
+/// Drops a failed upload's temporary file, off the shard.
+async fn abandon(upload: crate::fs::Upload) {
+    let _ = offload(move || upload.abandon()).await;
+}
+
 struct Conn {
     _admission: Admission,
     /// TYPE A files are EBCDIC in this code page (per user, or SITE EBCDIC).
@@ -447,7 +464,8 @@ struct Conn {
     buf: Vec<u8>,
     session: Session,
     account: Option<Account>,
-    home: Option<Home>,
+    /// Shared with the offload thread for what may take long (dropping a big file).
+    home: Option<Arc<Home>>,
     passive: Option<TcpListener>,
     active: Option<SocketAddr>,
     /// The control connection went back to clear text (CCC): TLS records the client
@@ -618,13 +636,13 @@ impl Conn {
                 } else {
                     self.cfg
                         .security
-                        .login(&user, password.expose(), self.peer)
+                        .login_cached(&self.cfg.login_cache, &user, password.expose(), self.peer)
                         .await
                 };
                 let outcome = match account {
                     Some(a) => match Home::open(&a.home) {
                         Ok(h) => {
-                            self.home = Some(h);
+                            self.home = Some(Arc::new(h));
                             self.ebcdic = a.ebcdic;
                             let tls = a.tls;
                             self.account = Some(a);
@@ -753,7 +771,13 @@ impl Conn {
                 unique,
                 ty,
             } => return self.store(path, offset, append, unique, ty).await,
-            Request::Delete(p) => match home.delete(&p) {
+            // Removing a file frees its pages: off the shard.
+            Request::Delete(p) => match off_shard(home, {
+                let p = p.clone();
+                move |h| h.delete(&p)
+            })
+            .await
+            {
                 Ok(()) => Reply::new(250, format!("{p} deleted")),
                 Err(e) => failed(e),
             },
@@ -769,7 +793,13 @@ impl Conn {
                 Ok(_) => self.session.rename_from(p),
                 Err(e) => failed(e),
             },
-            Request::Rename { from, to } => match home.rename(&from, &to) {
+            // A rename over a file removes that file: off the shard too.
+            Request::Rename { from, to } => match off_shard(home, {
+                let to = to.clone();
+                move |h| h.rename(&from, &to)
+            })
+            .await
+            {
                 Ok(()) => Reply::new(250, format!("renamed to {to}")),
                 Err(e) => failed(e),
             },
@@ -1092,7 +1122,7 @@ impl Conn {
         let mut data = match self.open_data(Reply::new(150, what)).await {
             Ok(d) => d,
             Err(e) => {
-                upload.abandon();
+                abandon(upload).await;
                 return self.send(Reply::new(425, e.to_string())).await;
             }
         };
@@ -1152,16 +1182,19 @@ impl Conn {
                 // A new upload leaves nothing behind; a resumed or appended one keeps what
                 // arrived (the client asked for that file to grow).
                 data.abort();
-                upload.abandon();
+                abandon(upload).await;
                 self.xferlog(Direction::In, &path, got, started, ty, false);
                 self.send(Reply::new(426, "transfer aborted")).await?;
                 return self.send(Reply::new(226, "ABOR done")).await;
             }
         };
         let outcome = match result {
-            Ok(()) => upload.finish(),
+            // Renaming over an older file removes it: off the shard.
+            Ok(()) => offload(move || upload.finish())
+                .await
+                .and_then(|r| r),
             Err(e) => {
-                upload.abandon();
+                abandon(upload).await;
                 Err(e)
             }
         };
