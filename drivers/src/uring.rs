@@ -169,9 +169,17 @@ impl DiskRing {
         Ok(())
     }
 
+    /// Before sleeping on [`DiskRing::wait_fd`]: clears the eventfd, then says whether the
+    /// sleep is safe (nothing completed since the last reap; what completes after this
+    /// rings the eventfd again). Reaping leaves the eventfd alone: a busy shard would pay a
+    /// `read` a round for it.
+    pub fn prepare_wait(&mut self) -> bool {
+        self.bell.drain();
+        self.ring.completion().is_empty()
+    }
+
     /// Moves finished operations into `out`.
     pub fn reap(&mut self, out: &mut Vec<Completion>) {
-        self.bell.drain();
         let mut done = Vec::new();
         for cqe in self.ring.completion() {
             done.push((cqe.user_data(), cqe.result()));

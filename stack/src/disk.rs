@@ -68,6 +68,12 @@ impl Disk {
         any
     }
 
+    /// Whether the shard may sleep: no completion is waiting to be reaped (see
+    /// [`DiskRing::prepare_wait`]).
+    pub(crate) fn prepare_wait(&mut self) -> bool {
+        self.ring.as_mut().is_none_or(DiskRing::prepare_wait)
+    }
+
     /// The descriptor to sleep on while operations are in flight.
     pub(crate) fn wait_fd(&self) -> Option<std::os::fd::RawFd> {
         self.ring

@@ -610,7 +610,7 @@ impl<L: Link> Shard<L> {
             if self.control.is_stopped() || self.executor.has_ready() {
                 continue;
             }
-            if !self.link.prepare_wait() {
+            if !self.link.prepare_wait() || !self.net.inner.disk.borrow_mut().prepare_wait() {
                 continue;
             }
             self.stats.sleeps += 1;
