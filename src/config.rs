@@ -617,7 +617,7 @@ pub struct Ftp {
 }
 
 fn default_ftp_data_buffer() -> Spanned<usize> {
-    Spanned::new(0..0, 128 * 1024)
+    Spanned::new(0..0, 512 * 1024)
 }
 
 fn default_login_cache() -> f64 {

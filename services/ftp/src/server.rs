@@ -377,6 +377,37 @@ enum Raced<T> {
     Aborted,
 }
 
+/// Runs two futures at once; both outputs when both are done (a disk operation beside a
+/// network one, so neither waits for the other).
+async fn both<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => Poll::Ready((x, y)),
+            (x, y) => {
+                (ra, rb) = (x, y);
+                Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
 /// Runs `transfer` while reading the control connection: ABOR ends the race; any other
 /// command waits in `buf` until the transfer is over (at most a few lines are read ahead).
 async fn race_abort<T>(
@@ -1043,15 +1074,19 @@ impl Conn {
         let mut conv = Outbound::new(ty, self.ebcdic);
         let mut wire = Vec::new();
         let transfer = async {
-            loop {
-                let chunk = net.read_at(&file, pos, CHUNK).await?;
-                if chunk.is_empty() {
-                    break;
-                }
+            // The next chunk is read from the disk while this one goes out.
+            let mut chunk = net.read_at(&file, pos, CHUNK).await?;
+            while !chunk.is_empty() {
                 pos += chunk.len() as u64;
                 let out = conv.convert(&chunk, &mut wire);
-                timeout(&net, limit, data.write_all(out)).await??;
+                let (wrote, next) = both(
+                    timeout(&net, limit, data.write_all(out)),
+                    net.read_at(&file, pos, CHUNK),
+                )
+                .await;
+                wrote??;
                 sent += out.len() as u64;
+                chunk = next?;
             }
             data.shutdown().await?;
             timeout(&net, limit, data.drain()).await??;
@@ -1138,20 +1173,27 @@ impl Conn {
         let transfer = async {
             // After a write fails (a full disk) the rest of the upload is read and dropped,
             // up to a limit, so the client gets to its end and reads the reply.
+            // What was read last goes to the disk while the next bytes are read.
             let mut failed: Option<io::Error> = None;
             let mut dropped = 0u64;
+            let mut ready: Vec<u8> = Vec::with_capacity(CHUNK);
             loop {
-                let n = timeout(&net, limit, data.read(&mut buf)).await??;
-                match &failed {
-                    None => {
-                        let chunk = conv.convert(&buf[..n], &mut disk);
-                        if !chunk.is_empty() {
-                            match net.write_all_at(&file, pos, chunk).await {
-                                Ok(()) => pos += chunk.len() as u64,
-                                Err(e) => failed = Some(e),
-                            }
-                        }
+                let write = async {
+                    if ready.is_empty() {
+                        Ok(())
+                    } else {
+                        net.write_all_at(&file, pos, &ready).await
                     }
+                };
+                let (wrote, read) = both(write, timeout(&net, limit, data.read(&mut buf))).await;
+                match wrote {
+                    Ok(()) => pos += ready.len() as u64,
+                    Err(e) => failed = failed.or(Some(e)),
+                }
+                ready.clear();
+                let n = read??;
+                match &failed {
+                    None => ready.extend_from_slice(conv.convert(&buf[..n], &mut disk)),
                     Some(_) => {
                         dropped += n as u64;
                         if dropped > DRAIN_AFTER_FAILURE {
@@ -1162,6 +1204,12 @@ impl Conn {
                 got += n as u64;
                 if n == 0 {
                     break;
+                }
+            }
+            if failed.is_none() && !ready.is_empty() {
+                match net.write_all_at(&file, pos, &ready).await {
+                    Ok(()) => pos += ready.len() as u64,
+                    Err(e) => failed = Some(e),
                 }
             }
             if let Some(e) = failed {
