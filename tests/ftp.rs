@@ -185,6 +185,7 @@ fn curl_stores_and_retrieves_byte_exact() {
 /// Python's ftplib through a whole session, and the refusals, over IPv4 and IPv6.
 #[test]
 fn ftplib_session_and_refusals() {
+    logs::capture();
     let g = LabGuard::new(false);
     let s = site(&g.lab, "ftplib");
     std::fs::write(s.home.join("pub/readme.txt"), b"line one\nline two\n").unwrap();
@@ -265,6 +266,14 @@ f.quit()
         );
         assert!(!s.home.join("pub/new.txt").exists());
     }
+    // Each refusal is in the log with the client and the user.
+    let peer4 = g.lab.peer4().to_string();
+    assert!(logs::logged(&["login for anna from", &peer4, "refused"]));
+    assert!(logs::logged(&[&peer4, "(anna): 501"]), "the bounce PORT");
+    let peer6 = g.lab.peer6().to_string();
+    assert!(logs::logged(&[&peer6, "(anna): 501"]), "the bounce EPRT");
+    let escapes = logs::matching(&["(anna): 550"]).len();
+    assert!(escapes >= 8, "escapes and the read-only upload, both families: {escapes}");
     // No temporary upload file is left anywhere in the home.
     let leftovers: Vec<_> = std::fs::read_dir(&s.home)
         .unwrap()
@@ -280,6 +289,7 @@ f.quit()
 /// must use TLS is refused in clear text and without PROT P.
 #[test]
 fn ftps_explicit_and_implicit() {
+    logs::capture();
     let g = LabGuard::new(false);
     let mut s = site(&g.lab, "ftps");
     let hash = sixstack_ftp::users::hash_password("ben's password").unwrap();
@@ -299,35 +309,43 @@ fn ftps_explicit_and_implicit() {
     let data = pattern(2 << 20, 81);
     std::fs::write(&local, &data).unwrap();
     let local_s = local.to_str().unwrap().to_string();
-    for (scheme, port, extra) in [("ftp", 2121, "--ssl-reqd"), ("ftps", 2990, "-v")] {
-        let resolve = format!("sixstack.lab:{port}:{stack}");
-        let u = format!("{scheme}://anna:anna%27s%20password@sixstack.lab:{port}/tls-{scheme}.bin");
-        let base = [
-            "curl",
-            "-sS",
-            "--max-time",
-            "30",
-            "--cacert",
-            &ca,
-            "--resolve",
-            &resolve,
-            extra,
-        ];
-        let mut put = base.to_vec();
-        put.extend(["-T", &local_s, &u]);
-        let (ok, out) = ns_exec(&ns, &put);
-        assert!(ok, "{scheme} upload: {out}");
-        assert!(std::fs::read(s.home.join(format!("tls-{scheme}.bin"))).unwrap() == data);
-        let back = s.dir.join(format!("back-{scheme}.bin"));
-        let back_s = back.to_str().unwrap().to_string();
-        let mut get = base.to_vec();
-        get.extend(["-o", &back_s, &u]);
-        let (ok, out) = ns_exec(&ns, &get);
-        assert!(ok, "{scheme} download: {out}");
-        assert!(
-            std::fs::read(&back).unwrap() == data,
-            "{scheme}: bytes differ"
-        );
+    // Explicit (AUTH TLS) and implicit FTPS with curl, over IPv4 and IPv6.
+    let hosts = [
+        (stack.to_string(), ""),
+        (format!("[{}]", g.lab.stack6()), "-v6"),
+    ];
+    for (host, tag) in &hosts {
+        for (scheme, port, extra) in [("ftp", 2121, "--ssl-reqd"), ("ftps", 2990, "-v")] {
+            let resolve = format!("sixstack.lab:{port}:{host}");
+            let name = format!("tls-{scheme}{tag}.bin");
+            let u = format!("{scheme}://anna:anna%27s%20password@sixstack.lab:{port}/{name}");
+            let base = [
+                "curl",
+                "-sS",
+                "--max-time",
+                "30",
+                "--cacert",
+                &ca,
+                "--resolve",
+                &resolve,
+                extra,
+            ];
+            let mut put = base.to_vec();
+            put.extend(["-T", &local_s, &u]);
+            let (ok, out) = ns_exec(&ns, &put);
+            assert!(ok, "{scheme}{tag} upload: {out}");
+            assert!(std::fs::read(s.home.join(&name)).unwrap() == data);
+            let back = s.dir.join(format!("back-{name}"));
+            let back_s = back.to_str().unwrap().to_string();
+            let mut get = base.to_vec();
+            get.extend(["-o", &back_s, &u]);
+            let (ok, out) = ns_exec(&ns, &get);
+            assert!(ok, "{scheme}{tag} download: {out}");
+            assert!(
+                std::fs::read(&back).unwrap() == data,
+                "{scheme}{tag}: bytes differ"
+            );
+        }
     }
     // CCC (allowed here): curl goes back to a clear control connection after login.
     // Active mode (curl answers the server's close_notify) still moves the file over a
@@ -477,6 +495,9 @@ except ftplib.error_perm as e:
         }
         assert!(!out.contains("ALLOWED"), "{out}");
     }
+    assert!(logs::logged(&["(ben): 521"]), "PROT P required, data in clear");
+    assert!(logs::logged(&["did not resume the control connection's TLS session"]));
+    assert!(logs::logged(&["(not logged in): 534"]), "ben in clear text");
     app.stop().unwrap();
 }
 
@@ -666,6 +687,7 @@ fn digest_of(data: &[u8]) -> Vec<u8> {
 /// too, until the lockout ends); an address with too many connections gets 421.
 #[test]
 fn lockout_and_connection_limits() {
+    logs::capture();
     let g = LabGuard::new(false);
     let mut s = site(&g.lab, "limits");
     s.config
@@ -716,6 +738,9 @@ print("again", login("anna's password"))
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
+    assert!(logs::logged(&["anna from", "locked out after repeated failed logins"]));
+    assert!(logs::logged(&["login for anna from", "refused: locked out"]));
+    assert!(logs::logged(&["turned away"]), "the fourth connection");
     app.stop().unwrap();
 }
 
@@ -784,6 +809,7 @@ fn interrupted_transfers_resume() {
 /// user's own), every decision audited; denials get 550 and write nothing.
 #[test]
 fn resource_rules_method() {
+    logs::capture();
     let g = LabGuard::new(false);
     let s = site(&g.lab, "rules");
     std::fs::create_dir_all(s.home.join("data/payroll")).unwrap();
@@ -847,6 +873,10 @@ f.quit()
     assert!(!s.home.join("pub/x").exists());
     assert!(s.home.join("data/payroll/run.dat").exists());
     assert!(!s.home.join("data/payroll/LIST.TXT").exists());
+    // Every decision is audited; the denials name the deciding profile.
+    assert!(logs::logged(&["sixstack_ftp::audit", "/pub/x", "denied"]));
+    assert!(logs::logged(&["sixstack_ftp::audit", "run.dat Alter: denied"]));
+    assert!(logs::logged(&["sixstack_ftp::audit", "granted"]));
     app.stop().unwrap();
 }
 
@@ -854,6 +884,7 @@ f.quit()
 /// denial, and a denied upload writes nothing.
 #[test]
 fn exit_method() {
+    logs::capture();
     let g = LabGuard::new(false);
     let s = site(&g.lab, "exit");
     let program = s.dir.join("ftp-exit.py");
@@ -926,6 +957,9 @@ f.quit()
     }
     assert!(s.home.join("in/a.txt").exists());
     assert!(!s.home.join("out.txt").exists());
+    assert!(logs::logged(&["login exit for crash", "denied"]), "the crash");
+    assert!(logs::logged(&["login exit for slow", "denied"]), "the timeout");
+    assert!(logs::logged(&["(carl): 550"]), "the denied upload");
     app.stop().unwrap();
 }
 

@@ -15,6 +15,7 @@ use sixstack::lab::Lab;
 use sixstack_drivers::netdev;
 
 pub mod backend;
+pub mod logs;
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 

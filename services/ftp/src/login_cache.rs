@@ -56,7 +56,11 @@ impl LoginCache {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries.get(user).is_some_and(|(want, until)| {
             // Compared in full whatever differs first (the digest is keyed anyway).
-            let same = want.iter().zip(d.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+            let same = want
+                .iter()
+                .zip(d.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
             same && now < *until
         })
     }
@@ -91,7 +95,10 @@ mod tests {
         assert!(c.verified("anna", "pw", t + Duration::from_secs(59)));
         assert!(!c.verified("anna", "pw", t + Duration::from_secs(60)));
         assert!(!c.verified("anna", "pw2", t));
-        assert!(!c.verified("ann", "apw", t), "user and password are kept apart");
+        assert!(
+            !c.verified("ann", "apw", t),
+            "user and password are kept apart"
+        );
         assert!(!c.verified("ben", "pw", t));
         // A new password replaces the old one.
         c.remember("anna", "new", t);

@@ -512,6 +512,16 @@ enum Line {
 
 impl Conn {
     async fn send(&mut self, r: Reply) -> io::Result<()> {
+        // Every refusal is logged with who was refused (the reply names the reason).
+        if r.code >= 500 || matches!(r.code, 421 | 425 | 426 | 450 | 451 | 452) {
+            log::info!(
+                "ftp: {} ({}): {} {}",
+                self.peer,
+                self.session.user().unwrap_or("not logged in"),
+                r.code,
+                r.lines.first().map_or("", String::as_str)
+            );
+        }
         self.control.write_all(&r.to_bytes()).await
     }
 
@@ -1238,9 +1248,7 @@ impl Conn {
         };
         let outcome = match result {
             // Renaming over an older file removes it: off the shard.
-            Ok(()) => offload(move || upload.finish())
-                .await
-                .and_then(|r| r),
+            Ok(()) => offload(move || upload.finish()).await.and_then(|r| r),
             Err(e) => {
                 abandon(upload).await;
                 Err(e)
