@@ -273,7 +273,10 @@ f.quit()
     let peer6 = g.lab.peer6().to_string();
     assert!(logs::logged(&[&peer6, "(anna): 501"]), "the bounce EPRT");
     let escapes = logs::matching(&["(anna): 550"]).len();
-    assert!(escapes >= 8, "escapes and the read-only upload, both families: {escapes}");
+    assert!(
+        escapes >= 8,
+        "escapes and the read-only upload, both families: {escapes}"
+    );
     // No temporary upload file is left anywhere in the home.
     let leftovers: Vec<_> = std::fs::read_dir(&s.home)
         .unwrap()
@@ -495,8 +498,13 @@ except ftplib.error_perm as e:
         }
         assert!(!out.contains("ALLOWED"), "{out}");
     }
-    assert!(logs::logged(&["(ben): 521"]), "PROT P required, data in clear");
-    assert!(logs::logged(&["did not resume the control connection's TLS session"]));
+    assert!(
+        logs::logged(&["(ben): 521"]),
+        "PROT P required, data in clear"
+    );
+    assert!(logs::logged(&[
+        "did not resume the control connection's TLS session"
+    ]));
     assert!(logs::logged(&["(not logged in): 534"]), "ben in clear text");
     app.stop().unwrap();
 }
@@ -738,8 +746,14 @@ print("again", login("anna's password"))
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
-    assert!(logs::logged(&["anna from", "locked out after repeated failed logins"]));
-    assert!(logs::logged(&["login for anna from", "refused: locked out"]));
+    assert!(logs::logged(&[
+        "anna from",
+        "locked out after repeated failed logins"
+    ]));
+    assert!(logs::logged(&[
+        "login for anna from",
+        "refused: locked out"
+    ]));
     assert!(logs::logged(&["turned away"]), "the fourth connection");
     app.stop().unwrap();
 }
@@ -875,7 +889,10 @@ f.quit()
     assert!(!s.home.join("data/payroll/LIST.TXT").exists());
     // Every decision is audited; the denials name the deciding profile.
     assert!(logs::logged(&["sixstack_ftp::audit", "/pub/x", "denied"]));
-    assert!(logs::logged(&["sixstack_ftp::audit", "run.dat Alter: denied"]));
+    assert!(logs::logged(&[
+        "sixstack_ftp::audit",
+        "run.dat Alter: denied"
+    ]));
     assert!(logs::logged(&["sixstack_ftp::audit", "granted"]));
     app.stop().unwrap();
 }
@@ -957,8 +974,14 @@ f.quit()
     }
     assert!(s.home.join("in/a.txt").exists());
     assert!(!s.home.join("out.txt").exists());
-    assert!(logs::logged(&["login exit for crash", "denied"]), "the crash");
-    assert!(logs::logged(&["login exit for slow", "denied"]), "the timeout");
+    assert!(
+        logs::logged(&["login exit for crash", "denied"]),
+        "the crash"
+    );
+    assert!(
+        logs::logged(&["login exit for slow", "denied"]),
+        "the timeout"
+    );
     assert!(logs::logged(&["(carl): 550"]), "the denied upload");
     app.stop().unwrap();
 }
