@@ -812,6 +812,7 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
                 let cpu_now = || pid.map_or(0.0, proc_cpu);
                 let soft_now = || if pid.is_some() { softirq(1) } else { 0.0 };
                 let core_now = || if pid.is_some() { core_busy(1) } else { 0.0 };
+                let client0 = core_busy(0);
                 let socket = running.and_then(|r| r.socket.as_deref());
                 let busy_now = || socket.map_or(0.0, |s| shard_busy(&plan.sixstack, s));
                 let (cpu0, soft0, core0, busy0) = (cpu_now(), soft_now(), core_now(), busy_now());
@@ -832,6 +833,7 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
                 let soft = soft_now() - soft0;
                 let core = core_now() - core0;
                 let busy = busy_now() - busy0;
+                let client_core = core_busy(0) - client0;
                 let text = String::from_utf8_lossy(&out.stdout);
                 let result: Value = serde_json::from_str(text.trim()).unwrap_or_else(
                     |_| json!({"error": String::from_utf8_lossy(&out.stderr).trim().to_string()}),
@@ -852,6 +854,7 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
                     "server_core_softirq_s": soft,
                     "server_core_busy_s": core,
                     "shard_busy_s": busy,
+                    "client_core_busy_s": client_core,
                     "wall_s": wall,
                 }));
             }
@@ -937,6 +940,9 @@ pub struct Cell {
     pub cores: f64,
     /// For sixstack: shards' busy time ÷ wall time (0 for the others).
     pub busy_cores: f64,
+    /// The client's core (0) non-idle time ÷ wall time: the client, and whatever kernel
+    /// work for the server ran there (on veth, the receive side of a sender's packets).
+    pub client_cores: f64,
     /// Runs with errors.
     pub failed: usize,
 }
@@ -999,6 +1005,7 @@ pub fn summarize(raw: &Value) -> BTreeMap<(String, String), Cell> {
                 }),
                 cores: f(&|r| per_wall(r, r["server_core_busy_s"].as_f64().unwrap_or(0.0))),
                 busy_cores: f(&|r| per_wall(r, r["shard_busy_s"].as_f64().unwrap_or(0.0))),
+                client_cores: f(&|r| per_wall(r, r["client_core_busy_s"].as_f64().unwrap_or(0.0))),
                 failed: runs.len() - ok.len(),
             };
             (k, cell)

@@ -259,7 +259,10 @@ pub(super) fn render(s: &mut String, raw: &Value, cells: &BTreeMap<(String, Stri
          P-256 certificate. A server's cores in use are core 1's non-idle time (/proc/stat) \
          over the run's wall time: vsftpd (every session process) and its softirq work are \
          all that run there; sixstack busy-polls, so its core is always busy and its shard's \
-         busy time is the work. Ratio = sixstack ÷ vsftpd (for cores, lower is better).\n",
+         busy time is the work. On veth the receiving side's kernel work runs on the sending \
+         core: an upload's TCP receive for vsftpd runs on the client's core 0, so the last \
+         rows count both cores (medians summed). Ratio = sixstack ÷ vsftpd (for cores, lower \
+         is better).\n",
         vsftpd_version(raw),
         raw["ftp_mib"].as_u64().map_or_else(
             || format!("{BIG_MIB} MiB files with one stream, {SMALL_MIB} MiB with several"),
@@ -268,7 +271,7 @@ pub(super) fn render(s: &mut String, raw: &Value, cells: &BTreeMap<(String, Stri
     );
     let _ = writeln!(s, "| workload | metric | vsftpd | sixstack-ftp | ratio |");
     let _ = writeln!(s, "|---|---|---:|---:|---:|");
-    let rows: [(&str, Pick, Pick); 5] = [
+    let rows: [(&str, Pick, Pick); 7] = [
         ("Gbit/s", rate, rate),
         (
             "server cores in use (core 1 busy)",
@@ -289,6 +292,16 @@ pub(super) fn render(s: &mut String, raw: &Value, cells: &BTreeMap<(String, Stri
             "Gbit/s per server core (vsftpd: core 1 busy; sixstack: shard busy)",
             |c| per_core(c, c.cores),
             |c| per_core(c, c.busy_cores),
+        ),
+        (
+            "client core in use (core 0 busy)",
+            |c| Some(c.client_cores),
+            |c| Some(c.client_cores),
+        ),
+        (
+            "Gbit/s per core of the machine (core 0 + vsftpd's core 1 / sixstack's shard)",
+            |c| per_core(c, c.cores + c.client_cores),
+            |c| per_core(c, c.busy_cores + c.client_cores),
         ),
     ];
     for w in NAMES {
@@ -315,8 +328,18 @@ pub(super) fn render(s: &mut String, raw: &Value, cells: &BTreeMap<(String, Stri
                 per_core(&x, x.cores),
                 per_core(&x, x.busy_cores),
             ) {
+                let machine = match (
+                    per_core(&v, v.cores + v.client_cores),
+                    per_core(&x, x.busy_cores + x.client_cores),
+                ) {
+                    (Some(vm), Some(xm)) if v.client_cores > 0.0 => {
+                        format!(", {:.2}× per core of the machine", xm / vm)
+                    }
+                    _ => String::new(),
+                };
                 lines.push(format!(
-                    "{w}: {:.2}× counting sixstack's core, {:.2}× counting its shard's busy time",
+                    "{w}: {:.2}× counting sixstack's core, {:.2}× counting its shard's busy \
+                     time{machine}",
                     xc / vc,
                     xb / vc
                 ));
