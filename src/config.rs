@@ -999,22 +999,17 @@ impl Config {
                 ));
             }
             seen.push((port, true, false));
-            if let Some(ip) = &f.implicit_port {
-                let p = *ip.get_ref();
-                if p == 0 || seen.iter().any(|&(q, t, _)| q == p && t) {
-                    return Err(err(
-                        ip.span(),
-                        format!("ftp implicit_port {p} is 0 or already used"),
-                    ));
-                }
-                seen.push((p, true, false));
-            }
-            if let Some(pp) = &f.proxied_port {
+            let extra = [
+                (&f.implicit_port, "implicit_port"),
+                (&f.proxied_port, "proxied_port"),
+            ];
+            for (field, name) in extra {
+                let Some(pp) = field else { continue };
                 let p = *pp.get_ref();
                 if p == 0 || seen.iter().any(|&(q, t, _)| q == p && t) {
                     return Err(err(
                         pp.span(),
-                        format!("ftp proxied_port {p} is 0 or already used"),
+                        format!("ftp {name} {p} is 0 or already used"),
                     ));
                 }
                 seen.push((p, true, false));

@@ -84,6 +84,30 @@ fn xferlog_lines(s: &Site, n: usize) -> Vec<Vec<String>> {
     }
 }
 
+/// curl (with `args`) uploads the site's `payload.bin` to `name` at `base` (a URL ending in
+/// `/`), then downloads it back: both succeed, and the server's copy and the download are
+/// byte for byte `data`.
+fn curl_round_trip(s: &Site, ns: &str, args: &[&str], base: &str, name: &str, data: &[u8]) {
+    let local = s.dir.join("payload.bin").to_str().unwrap().to_string();
+    let back = s.dir.join(format!("back-{name}"));
+    let back_s = back.to_str().unwrap().to_string();
+    let u = format!("{base}{name}");
+    for (flag, path) in [("-T", &local), ("-o", &back_s)] {
+        let mut cmd = args.to_vec();
+        cmd.extend([flag, path.as_str(), u.as_str()]);
+        let (ok, out) = ns_exec(ns, &cmd);
+        assert!(ok, "{name} {flag}: {out}");
+    }
+    assert!(
+        std::fs::read(s.home.join(name)).unwrap() == data,
+        "{name}: stored bytes differ"
+    );
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "{name}: bytes back differ"
+    );
+}
+
 fn url(ip: IpAddr, path: &str) -> String {
     match ip {
         IpAddr::V4(a) => format!("ftp://anna:anna%27s%20password@{a}:2121/{path}"),
@@ -117,24 +141,7 @@ fn curl_stores_and_retrieves_byte_exact() {
             let name = format!("up-{tag}-{mode}.bin");
             let mut args = vec!["curl", "-sS", "--max-time", "30", "-g"];
             args.extend_from_slice(extra);
-            let up = url(ip, &name);
-            let local_s = local.to_str().unwrap().to_string();
-            let mut put = args.clone();
-            put.extend(["-T", &local_s, &up]);
-            let (ok, out) = ns_exec(&ns, &put);
-            assert!(ok, "{tag} {mode} upload: {out}");
-            let stored = std::fs::read(s.home.join(&name)).unwrap();
-            assert!(stored == data, "{tag} {mode}: stored bytes differ");
-            let back = s.dir.join(format!("back-{tag}-{mode}.bin"));
-            let back_s = back.to_str().unwrap().to_string();
-            let mut get = args.clone();
-            get.extend(["-o", &back_s, &up]);
-            let (ok, out) = ns_exec(&ns, &get);
-            assert!(ok, "{tag} {mode} download: {out}");
-            assert!(
-                std::fs::read(&back).unwrap() == data,
-                "{tag} {mode}: bytes differ"
-            );
+            curl_round_trip(&s, &ns, &args, &url(ip, ""), &name, &data);
         }
     }
     // A wrong password: curl's "login denied" (67), nothing written.
@@ -311,7 +318,6 @@ fn ftps_explicit_and_implicit() {
     let local = s.dir.join("payload.bin");
     let data = pattern(2 << 20, 81);
     std::fs::write(&local, &data).unwrap();
-    let local_s = local.to_str().unwrap().to_string();
     // Explicit (AUTH TLS) and implicit FTPS with curl, over IPv4 and IPv6.
     let hosts = [
         (stack.to_string(), ""),
@@ -320,9 +326,8 @@ fn ftps_explicit_and_implicit() {
     for (host, tag) in &hosts {
         for (scheme, port, extra) in [("ftp", 2121, "--ssl-reqd"), ("ftps", 2990, "-v")] {
             let resolve = format!("sixstack.lab:{port}:{host}");
-            let name = format!("tls-{scheme}{tag}.bin");
-            let u = format!("{scheme}://anna:anna%27s%20password@sixstack.lab:{port}/{name}");
-            let base = [
+            let base = format!("{scheme}://anna:anna%27s%20password@sixstack.lab:{port}/");
+            let args = [
                 "curl",
                 "-sS",
                 "--max-time",
@@ -333,20 +338,13 @@ fn ftps_explicit_and_implicit() {
                 &resolve,
                 extra,
             ];
-            let mut put = base.to_vec();
-            put.extend(["-T", &local_s, &u]);
-            let (ok, out) = ns_exec(&ns, &put);
-            assert!(ok, "{scheme}{tag} upload: {out}");
-            assert!(std::fs::read(s.home.join(&name)).unwrap() == data);
-            let back = s.dir.join(format!("back-{name}"));
-            let back_s = back.to_str().unwrap().to_string();
-            let mut get = base.to_vec();
-            get.extend(["-o", &back_s, &u]);
-            let (ok, out) = ns_exec(&ns, &get);
-            assert!(ok, "{scheme}{tag} download: {out}");
-            assert!(
-                std::fs::read(&back).unwrap() == data,
-                "{scheme}{tag}: bytes differ"
+            curl_round_trip(
+                &s,
+                &ns,
+                &args,
+                &base,
+                &format!("tls-{scheme}{tag}.bin"),
+                &data,
             );
         }
     }
@@ -530,7 +528,6 @@ fn implicit_ftps_through_a_proxy_listener() {
     let local = s.dir.join("payload.bin");
     let data = pattern(3 << 20, 91);
     std::fs::write(&local, &data).unwrap();
-    let local_s = local.to_str().unwrap().to_string();
     for (ip, tag) in [
         (IpAddr::from(stack4), "v4"),
         (IpAddr::from(g.lab.stack6()), "v6"),
@@ -540,8 +537,8 @@ fn implicit_ftps_through_a_proxy_listener() {
             IpAddr::V6(a) => format!("[{a}]"),
         };
         let resolve = format!("sixstack.lab:2991:{host}");
-        let u = format!("ftps://anna:anna%27s%20password@sixstack.lab:2991/wrapped-{tag}.bin");
-        let base = [
+        let base = "ftps://anna:anna%27s%20password@sixstack.lab:2991/";
+        let args = [
             "curl",
             "-sS",
             "--max-time",
@@ -551,19 +548,7 @@ fn implicit_ftps_through_a_proxy_listener() {
             "--resolve",
             &resolve,
         ];
-        let mut put = base.to_vec();
-        put.extend(["-T", &local_s, &u]);
-        let (ok, out) = ns_exec(&ns, &put);
-        assert!(ok, "{tag} upload: {out}");
-        let stored = std::fs::read(s.home.join(format!("wrapped-{tag}.bin"))).unwrap();
-        assert!(stored == data, "{tag}: stored bytes differ");
-        let back = s.dir.join(format!("back-{tag}.bin"));
-        let back_s = back.to_str().unwrap().to_string();
-        let mut get = base.to_vec();
-        get.extend(["-o", &back_s, &u]);
-        let (ok, out) = ns_exec(&ns, &get);
-        assert!(ok, "{tag} download: {out}");
-        assert!(std::fs::read(&back).unwrap() == data, "{tag}: bytes differ");
+        curl_round_trip(&s, &ns, &args, base, &format!("wrapped-{tag}.bin"), &data);
     }
     let lines = xferlog_lines(&s, 4);
     let clients: Vec<_> = lines.iter().map(|l| (l[6].clone(), &l[17][..])).collect();
@@ -794,8 +779,8 @@ fn interrupted_transfers_resume() {
     // Upload: the server has the first 3 000 000 bytes.
     std::fs::write(s.home.join("up.bin"), &data[..3_000_000]).unwrap();
     let local = s.dir.join("full.bin");
-    std::fs::write(&local, &data).unwrap();
     let local_s = local.to_str().unwrap().to_string();
+    std::fs::write(&local, &data).unwrap();
     let u = url(stack.into(), "up.bin");
     let (ok, out) = ns_exec(
         &ns,
@@ -1006,8 +991,8 @@ fn client_certificate_sign_on() {
     std::fs::write(&users, text).unwrap();
     let (app, ns, stack) = serve(&g, &s.config);
     let local = s.dir.join("robot.bin");
-    std::fs::write(&local, pattern(100_000, 5)).unwrap();
     let local_s = local.to_str().unwrap().to_string();
+    std::fs::write(&local, pattern(100_000, 5)).unwrap();
     let resolve = format!("sixstack.lab:2121:{stack}");
     let u = "ftp://robot:anything@sixstack.lab:2121/robot.bin";
     let ca = format!("{dir}/ca.pem");
