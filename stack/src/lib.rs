@@ -29,6 +29,7 @@ mod sockets;
 mod tcp;
 mod timer;
 mod udp;
+pub mod workload;
 
 pub use config::{AddressError, ReceiveQueueFn, StackConfig};
 pub use executor::JoinHandle;
