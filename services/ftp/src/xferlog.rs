@@ -166,6 +166,7 @@ fn writer(path: &Path, rx: &mpsc::Receiver<String>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -244,6 +244,7 @@ impl TaskLoad {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -117,6 +117,7 @@ impl fmt::Display for Summary {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
