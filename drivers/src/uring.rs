@@ -247,7 +247,9 @@ mod tests {
             if out.len() >= n {
                 break;
             }
-            wait_readable(&[ring.wait_fd()], Some(Duration::from_millis(10))).unwrap();
+            if ring.prepare_wait() {
+                wait_readable(&[ring.wait_fd()], Some(Duration::from_millis(10))).unwrap();
+            }
         }
         out
     }
