@@ -83,6 +83,12 @@ fn stack_config(cfg: &Config, mac: [u8; 6]) -> StackConfig {
     s.tcp_tx_buffer = *cfg.file.tcp.tx_buffer.get_ref();
     s.backlog = *cfg.file.tcp.backlog.get_ref();
     s.busy_poll_us = u64::from(cfg.file.interface.busy_poll_us);
+    s.workload = cfg
+        .file
+        .workload
+        .as_ref()
+        .map(|w| w.get_ref().policy())
+        .unwrap_or_default();
     s.seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -334,6 +340,7 @@ pub fn service_context(cfg: &Config) -> Result<ServiceContext, AppError> {
                 xferlog,
                 proxied_port: f.proxied_port.as_ref().map(|p| *p.get_ref()),
                 trusted_proxies: f.trusted_proxies.clone(),
+                strict_tls_upload_eof: f.strict_tls_upload_eof,
                 login_cache: Arc::new(sixstack_ftp::login_cache::LoginCache::new(
                     Duration::from_secs_f64(f.login_cache_s),
                 )),
@@ -379,7 +386,8 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
     if let Some(f) = &ctx.ftp {
         let (n, fc) = (net.clone(), std::rc::Rc::new((**f).clone()));
         let acceptor = shared.clone();
-        net.spawn(async move {
+        let priority = cfg.file.ftp.as_ref().map_or(100, |f| f.priority);
+        net.spawn_at(priority, async move {
             if let Err(e) = sixstack_ftp::serve(n, fc, acceptor).await {
                 log::error!("ftp stopped: {e}");
             }
@@ -401,7 +409,7 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
             None
         };
         let n = net.clone();
-        net.spawn(async move {
+        net.spawn_at(p.priority, async move {
             let name = pc.name.clone();
             if let Err(e) = sixstack_proxy::serve(n, pc, acceptor, lb).await {
                 log::error!("proxy {name} stopped: {e}");
@@ -424,7 +432,7 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
             };
             let n = net.clone();
             let opts = listen_options(net, svc);
-            net.spawn(async move {
+            net.spawn_at(svc.priority, async move {
                 if let Err(e) = sixstack_tls::service::serve(n, tkind, port, opts, acceptor).await {
                     log::error!("{} on port {port} stopped: {e}", tkind.name());
                 }
@@ -439,7 +447,7 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
         if svc.proto != Proto::Udp {
             let n = net.clone();
             let opts = listen_options(net, svc);
-            net.spawn(async move {
+            net.spawn_at(svc.priority, async move {
                 if let Err(e) = sixstack_basic::serve_tcp_with(n, kind, port, opts).await {
                     log::error!("tcp {} on port {port} stopped: {e}", kind.name());
                 }
@@ -447,7 +455,7 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
         }
         if svc.proto != Proto::Tcp {
             let n = net.clone();
-            net.spawn(async move {
+            net.spawn_at(svc.priority, async move {
                 if let Err(e) = sixstack_basic::serve_udp(n, kind, port).await {
                     log::error!("udp {} on port {port} stopped: {e}", kind.name());
                 }
@@ -1021,6 +1029,8 @@ pub fn shard_report(p: &Placement, s: &ShardStats) -> ShardReport {
         conns_accepted: s.net.tcp_accepted,
         conns_reset: s.net.sockets_aborted + s.net.tcp_connect_failed,
         tasks: s.tasks_live,
+        priority_changes: s.workload_changes,
+        runaways: s.workload_runaways,
         busy_ns: s.busy_ns,
         idle_ns: s.idle_ns,
         np_ns: s.np_ns,

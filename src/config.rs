@@ -219,6 +219,112 @@ impl Default for Tcp {
     }
 }
 
+/// `[workload]`: the workload manager of every shard's executor (see the README on
+/// choosing `cicsint`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    /// Off: priorities stay as configured (statistics are still kept).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Work units (task polls) a task may use in one interval before it drops a step.
+    #[serde(default = "default_cicsint")]
+    pub cicsint: u64,
+    /// The lowest priority the manager moves a task to.
+    #[serde(default = "default_prtymin")]
+    pub prtymin: u8,
+    /// The highest priority the manager moves a task to.
+    #[serde(default = "default_prtymax")]
+    pub prtymax: u8,
+    /// A task using more than `runaway × cicsint` units in one interval is a runaway.
+    #[serde(default = "default_runaway")]
+    pub runaway: u64,
+    /// What happens to a runaway: `log`, `demote` (to `prtymin`) or `abort` (its task
+    /// ends, its connections close).
+    #[serde(default)]
+    pub runaway_action: RunawaySetting,
+    /// Tasks with at most this many work units are left out of the statistics.
+    #[serde(default)]
+    pub trivial: u64,
+    /// The interval, milliseconds.
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u64,
+}
+
+/// `runaway_action`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RunawaySetting {
+    /// Logged and counted.
+    #[default]
+    Log,
+    /// Put at `prtymin`.
+    Demote,
+    /// Its task ends.
+    Abort,
+}
+
+fn default_cicsint() -> u64 {
+    100
+}
+
+fn default_prtymin() -> u8 {
+    50
+}
+
+fn default_prtymax() -> u8 {
+    150
+}
+
+fn default_runaway() -> u64 {
+    100
+}
+
+fn default_interval_ms() -> u64 {
+    100
+}
+
+fn default_priority() -> u8 {
+    100
+}
+
+impl Default for Workload {
+    fn default() -> Workload {
+        Workload {
+            enabled: true,
+            cicsint: default_cicsint(),
+            prtymin: default_prtymin(),
+            prtymax: default_prtymax(),
+            runaway: default_runaway(),
+            runaway_action: RunawaySetting::Log,
+            trivial: 0,
+            interval_ms: default_interval_ms(),
+        }
+    }
+}
+
+impl Workload {
+    /// The stack's policy for these settings.
+    pub fn policy(&self) -> sixstack_stack::workload::Policy {
+        use sixstack_stack::workload::{Policy, RunawayAction};
+        Policy {
+            enabled: self.enabled,
+            cicsint: self.cicsint,
+            prtymin: self.prtymin,
+            prtymax: self.prtymax,
+            runaway: self.runaway,
+            action: match self.runaway_action {
+                RunawaySetting::Log => RunawayAction::Log,
+                RunawaySetting::Demote => RunawayAction::Demote,
+                RunawaySetting::Abort => RunawayAction::Abort,
+            },
+            trivial: self.trivial,
+            interval: std::time::Duration::from_millis(self.interval_ms),
+            step: 1,
+        }
+    }
+}
+
 /// Transport of a built-in service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -366,6 +472,10 @@ pub struct Service {
     /// Transmit buffer of each TCP connection, bytes (default: `[tcp] tx_buffer`).
     #[serde(default)]
     pub tx_buffer: Option<Spanned<usize>>,
+    /// The priority its tasks start at (0–255; the workload manager moves them within
+    /// `prtymin..=prtymax`).
+    #[serde(default = "default_priority")]
+    pub priority: u8,
 }
 
 /// A balancing algorithm in the configuration.
@@ -439,6 +549,9 @@ pub struct Proxy {
     pub name: Spanned<String>,
     /// Port it listens on.
     pub port: Spanned<u16>,
+    /// The priority its tasks start at (see `[workload]`).
+    #[serde(default = "default_priority")]
+    pub priority: u8,
     /// The one stack address it listens on (default: every address, IPv4 and IPv6).
     #[serde(default)]
     pub address: Option<Spanned<String>>,
@@ -606,10 +719,17 @@ pub struct Ftp {
     /// Other proxies that may connect to `proxied_port` (their PROXY header is believed).
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// A PROT P upload must end with the client's TLS close_notify (else it failed);
+    /// off by default, as many clients close without it.
+    #[serde(default)]
+    pub strict_tls_upload_eof: bool,
     /// Seconds a verified password is remembered (as a keyed digest) so a client that logs
     /// in again with it skips the Argon2id check; 0: every login is checked in full.
     #[serde(default = "default_login_cache")]
     pub login_cache_s: f64,
+    /// The priority the FTP server's tasks start at.
+    #[serde(default = "default_priority")]
+    pub priority: u8,
     /// The transfer log (xferlog format, appended; relative to this file). Without it,
     /// transfers are logged as log lines under `sixstack_ftp::xferlog`.
     #[serde(default)]
@@ -703,6 +823,9 @@ pub struct File {
     /// The FTP server.
     #[serde(default)]
     pub ftp: Option<Ftp>,
+    /// The workload manager (defaults when absent).
+    #[serde(default)]
+    pub workload: Option<Spanned<Workload>>,
 }
 
 /// A validated configuration.
@@ -989,6 +1112,11 @@ impl Config {
                 ));
             }
             seen.push((port, tcp, udp));
+        }
+        if let Some(w) = &file.workload {
+            if let Err(e) = w.get_ref().policy().check() {
+                return Err(err(w.span(), format!("[workload]: {e}")));
+            }
         }
         if let Some(f) = &file.ftp {
             let port = *f.port.get_ref();

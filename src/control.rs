@@ -127,6 +127,12 @@ pub struct ShardReport {
     pub conns_reset: u64,
     /// Tasks alive.
     pub tasks: u64,
+    /// Task priority changes the workload manager made.
+    #[serde(default)]
+    pub priority_changes: u64,
+    /// Runaway intervals of tasks.
+    #[serde(default)]
+    pub runaways: u64,
     /// Nanoseconds spent working.
     pub busy_ns: u64,
     /// Nanoseconds spent idle (spinning or asleep).
@@ -217,6 +223,8 @@ impl StatsReport {
             t.conns_accepted = t.conns_accepted.saturating_add(s.conns_accepted);
             t.conns_reset = t.conns_reset.saturating_add(s.conns_reset);
             t.tasks = t.tasks.saturating_add(s.tasks);
+            t.priority_changes = t.priority_changes.saturating_add(s.priority_changes);
+            t.runaways = t.runaways.saturating_add(s.runaways);
             t.busy_ns = t.busy_ns.saturating_add(s.busy_ns);
             t.idle_ns = t.idle_ns.saturating_add(s.idle_ns);
             t.np_ns = t.np_ns.saturating_add(s.np_ns);
@@ -920,6 +928,8 @@ pub(crate) mod tests {
             conns_accepted: 20,
             conns_reset: 1,
             tasks: 4,
+            priority_changes: 3,
+            runaways: 0,
             busy_ns: 1_000_000 * u64::from(i + 1),
             idle_ns: 3_000_000,
             np_ns: 10_000,

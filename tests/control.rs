@@ -63,6 +63,8 @@ fn shard(i: u32) -> ShardReport {
         conns_accepted: 5,
         conns_reset: 0,
         tasks: 6,
+        priority_changes: 0,
+        runaways: 0,
         busy_ns: 1_000_000,
         idle_ns: 9_000_000,
         np_ns: 1_000,

@@ -460,6 +460,12 @@ f.storbinary("STOR py.bin", io.BytesIO(data))
 got = io.BytesIO()
 f.retrbinary("RETR py.bin", got.write)
 print("sha", hashlib.sha256(got.getvalue()).digest() == hashlib.sha256(data).digest())
+# An upload whose TLS ends without close_notify (the socket just closes), as some
+# clients do: the server takes the end of stream as the end of the file.
+conn = f.transfercmd("STOR noclose.bin")
+conn.sendall(data)
+conn.close()
+print("noclose", f.voidresp()[:3])
 f.quit()
 c = Resuming(context=ctx)
 c.connect("{stack}", 2121, timeout=20)
@@ -491,10 +497,15 @@ except ftplib.error_perm as e:
             "clear 534",
             "ccc sha True",
             "ccc pwd /",
+            "noclose 226",
         ] {
             assert!(out.contains(want), "missing {want:?} in:\n{out}");
         }
         assert!(!out.contains("ALLOWED"), "{out}");
+        assert_eq!(
+            std::fs::read(s.home.join("noclose.bin")).unwrap().len(),
+            1 << 20
+        );
     }
     assert!(
         logs::logged(&["(ben): 521"]),
@@ -504,6 +515,10 @@ except ftplib.error_perm as e:
         "did not resume the control connection's TLS session"
     ]));
     assert!(logs::logged(&["(not logged in): 534"]), "ben in clear text");
+    assert!(logs::logged(&[
+        "/noclose.bin from",
+        "ended without TLS close_notify"
+    ]));
     app.stop().unwrap();
 }
 
@@ -583,6 +598,7 @@ fn implicit_ftps_through_a_proxy_listener() {
 /// connections, over IPv4 and over IPv6; every file arrives with the same SHA-256.
 #[test]
 fn lftp_mirrors_a_tree_both_ways_over_tls() {
+    logs::capture();
     use std::collections::BTreeMap;
     let g = LabGuard::new(false);
     let s = site(&g.lab, "lftp");
@@ -653,7 +669,9 @@ fn lftp_mirrors_a_tree_both_ways_over_tls() {
             let extra = got.keys().filter(|k| !want.contains_key(*k)).count();
             assert!(
                 differ.is_empty() && extra == 0,
-                "{what} over {stack}: tree differs: {differ:?}, {extra} extra\n{out}"
+                "{what} over {stack}: tree differs: {differ:?}, {extra} extra\n{out}\n\
+                 the server's refusals: {:#?}",
+                logs::matching(&["ftp"])
             );
         }
     }

@@ -50,6 +50,8 @@ pub struct StackConfig {
     pub seed: u64,
     /// How long a shard spins polling its link before it sleeps, microseconds.
     pub busy_poll_us: u64,
+    /// The workload manager's thresholds (checked when the shard is built).
+    pub workload: crate::workload::Policy,
 }
 
 impl std::fmt::Debug for StackConfig {
@@ -103,6 +105,7 @@ impl StackConfig {
             udp_buffer: 64 * 1024,
             seed: 0x5157_4143_4b00_0001,
             busy_poll_us: 50,
+            workload: crate::workload::Policy::default(),
         }
     }
 

@@ -1,11 +1,14 @@
 //! The shard's single-threaded executor: a slab of `!Send` tasks, a ready queue that
-//! wakers push into, and FIFO order among ready tasks.
+//! wakers push into, and the workload manager's order among ready tasks: highest priority
+//! first, first in first out within a priority (see [`crate::workload`]). Every poll is a
+//! work unit of its task; at the end of each interval the manager's rules move the
+//! priorities.
 //!
 //! Wakers are `Send + Sync` (the `Waker` contract) but nearly always fire on the shard's
 //! own thread, from inside smoltcp's poll; a wake from another thread also rings the
 //! shard's doorbell so a sleeping shard notices it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
@@ -16,6 +19,11 @@ use std::thread::ThreadId;
 
 use crossbeam_queue::SegQueue;
 use sixstack_drivers::wait::Doorbell;
+
+use crate::workload::{Levels, Policy, RunawayAction, Summary, TaskLoad, Verdict};
+
+/// The priority of a task nothing else gave one (mixed work, in the managed range).
+pub const DEFAULT_PRIORITY: u8 = 100;
 
 pub(crate) type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 
@@ -53,6 +61,7 @@ struct Slot {
     generation: u32,
     task: Option<LocalFuture>,
     waker: Option<Arc<TaskWaker>>,
+    load: TaskLoad,
 }
 
 /// Runs the tasks of one shard.
@@ -60,7 +69,22 @@ pub(crate) struct Executor {
     slots: Vec<Slot>,
     free: Vec<u32>,
     ready: Arc<ReadyQueue>,
+    /// Woken tasks by priority.
+    levels: Levels<(u32, u32)>,
     live: usize,
+    policy: Policy,
+    summary: Summary,
+}
+
+/// What the end of an interval did to one task (for the shard's log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Moved {
+    /// The task's slot.
+    pub(crate) task: u32,
+    /// Its work units in the interval that ended.
+    pub(crate) work: u64,
+    /// What the rules decided.
+    pub(crate) verdict: Verdict,
 }
 
 impl std::fmt::Debug for Executor {
@@ -82,8 +106,83 @@ impl Executor {
                 owner: std::thread::current().id(),
                 bell,
             }),
+            levels: Levels::default(),
             live: 0,
+            policy: Policy::default(),
+            summary: Summary::default(),
         }
+    }
+
+    /// The workload manager's thresholds from now on.
+    pub(crate) fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// The thresholds in force.
+    pub(crate) fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Termination statistics of the tasks that ended.
+    pub(crate) fn summary(&self) -> &Summary {
+        &self.summary
+    }
+
+    /// The end of a workload interval: every live task's sample (delayed or not) and the
+    /// rules applied to its priority; the tasks that moved or ran away. A runaway whose
+    /// action is abort is ended here (its sockets close as it is dropped).
+    pub(crate) fn end_interval(&mut self) -> Vec<Moved> {
+        let mut moved = Vec::new();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.task.is_none() {
+                continue;
+            }
+            let work = slot.load.interval_work;
+            let starved = slot.load.starved;
+            slot.load.sample(starved);
+            let verdict = self.policy.end_interval(&mut slot.load);
+            if verdict != Verdict::Unchanged {
+                moved.push(Moved {
+                    task: i as u32,
+                    work,
+                    verdict,
+                });
+            }
+        }
+        if !moved.is_empty() {
+            // Tasks already queued move to their new levels.
+            let queued: Vec<_> = std::iter::from_fn(|| self.levels.pop()).collect();
+            for (_, (slot, generation)) in queued {
+                if let Some(entry) = self.slots.get(slot as usize) {
+                    self.levels.push(entry.load.priority, (slot, generation));
+                }
+            }
+        }
+        for m in &moved {
+            if let Verdict::Runaway {
+                action: RunawayAction::Abort,
+                ..
+            } = m.verdict
+            {
+                self.finish(m.task);
+            }
+        }
+        moved
+    }
+
+    /// A task is over (finished, or ended by the manager): its slot is freed and its
+    /// statistics kept.
+    fn finish(&mut self, slot: u32) {
+        let Some(entry) = self.slots.get_mut(slot as usize) else {
+            return;
+        };
+        if entry.task.take().is_none() {
+            return;
+        }
+        entry.waker = None;
+        self.summary.record(&self.policy, &entry.load);
+        self.free.push(slot);
+        self.live -= 1;
     }
 
     /// Adopts the thread that will run this executor (a shard may be built on one thread
@@ -94,8 +193,8 @@ impl Executor {
         }
     }
 
-    /// Adds a task and queues it for its first poll.
-    pub(crate) fn insert(&mut self, task: LocalFuture) {
+    /// Adds a task at `priority` and queues it for its first poll.
+    pub(crate) fn insert(&mut self, priority: u8, task: LocalFuture) {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -103,10 +202,12 @@ impl Executor {
                     generation: 0,
                     task: None,
                     waker: None,
+                    load: TaskLoad::new(priority),
                 });
                 (self.slots.len() - 1) as u32
             }
         };
+        self.slots[slot as usize].load = TaskLoad::new(priority);
         let entry = &mut self.slots[slot as usize];
         entry.generation = entry.generation.wrapping_add(1);
         let waker = Arc::new(TaskWaker {
@@ -128,14 +229,29 @@ impl Executor {
 
     /// Whether any task is queued to run.
     pub(crate) fn has_ready(&self) -> bool {
-        !self.ready.queue.is_empty()
+        !self.ready.queue.is_empty() || !self.levels.is_empty()
     }
 
-    /// Polls up to `budget` ready tasks in FIFO order; returns how many were polled.
-    pub(crate) fn run_ready(&mut self, budget: usize) -> usize {
+    /// Moves what wakers queued into the priority levels.
+    fn collect(&mut self) {
+        while let Some((slot, generation)) = self.ready.queue.pop() {
+            if let Some(entry) = self.slots.get(slot as usize) {
+                if entry.generation == generation && entry.task.is_some() {
+                    self.levels.push(entry.load.priority, (slot, generation));
+                }
+            }
+        }
+    }
+
+    /// Polls up to `budget` ready tasks, highest priority first (first in first out within
+    /// a priority); returns how many were polled. While a task runs, `current` holds the
+    /// priority it was given (what the tasks it spawns start at). Tasks still ready when
+    /// the budget is spent were passed over: the manager raises them.
+    pub(crate) fn run_ready(&mut self, budget: usize, current: &Cell<u8>) -> usize {
         let mut polled = 0;
         while polled < budget {
-            let Some((slot, generation)) = self.ready.queue.pop() else {
+            self.collect();
+            let Some((_, (slot, generation))) = self.levels.pop() else {
                 break;
             };
             let Some(entry) = self.slots.get_mut(slot as usize) else {
@@ -151,11 +267,20 @@ impl Executor {
             let waker = Waker::from(arc.clone());
             let mut cx = Context::from_waker(&waker);
             polled += 1;
-            if task.as_mut().poll(&mut cx).is_ready() {
-                entry.task = None;
-                entry.waker = None;
-                self.free.push(slot);
-                self.live -= 1;
+            entry.load.worked();
+            current.set(entry.load.initial);
+            let done = task.as_mut().poll(&mut cx).is_ready();
+            current.set(DEFAULT_PRIORITY);
+            if done {
+                self.finish(slot);
+            }
+        }
+        if polled >= budget {
+            self.collect();
+            for &(slot, _) in self.levels.iter() {
+                if let Some(entry) = self.slots.get_mut(slot as usize) {
+                    entry.load.starved = true;
+                }
             }
         }
         polled
@@ -238,10 +363,13 @@ mod tests {
         let order = Rc::new(RefCell::new(Vec::new()));
         for i in 0..3 {
             let o = order.clone();
-            ex.insert(Box::pin(async move { o.borrow_mut().push(i) }));
+            ex.insert(
+                DEFAULT_PRIORITY,
+                Box::pin(async move { o.borrow_mut().push(i) }),
+            );
         }
         assert_eq!(ex.live(), 3);
-        assert_eq!(ex.run_ready(10), 3);
+        assert_eq!(ex.run_ready(10, &Cell::new(0)), 3);
         assert_eq!(*order.borrow(), vec![0, 1, 2]);
         assert_eq!(ex.live(), 0);
         assert!(!ex.has_ready());
@@ -254,20 +382,128 @@ mod tests {
         let slot: Rc<RefCell<Option<Waker>>> = Rc::default();
         let polls = Rc::new(Cell::new(0));
         let (s, p) = (slot.clone(), polls.clone());
-        ex.insert(Box::pin(std::future::poll_fn(move |cx| {
-            p.set(p.get() + 1);
-            if p.get() < 2 {
-                *s.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        })));
-        ex.run_ready(10);
+        ex.insert(
+            DEFAULT_PRIORITY,
+            Box::pin(std::future::poll_fn(move |cx| {
+                p.set(p.get() + 1);
+                if p.get() < 2 {
+                    *s.borrow_mut() = Some(cx.waker().clone());
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                }
+            })),
+        );
+        let current = Cell::new(0);
+        ex.run_ready(10, &current);
         assert_eq!(ex.live(), 1);
-        assert_eq!(ex.run_ready(10), 0, "not woken: not polled");
+        assert_eq!(ex.run_ready(10, &current), 0, "not woken: not polled");
         slot.borrow_mut().take().unwrap().wake();
-        assert_eq!(ex.run_ready(10), 1);
+        assert_eq!(ex.run_ready(10, &current), 1);
         assert_eq!(ex.live(), 0);
+    }
+
+    /// A task that wakes itself and yields `polls` times, recording its polls in `log`.
+    fn busy(name: char, polls: usize, log: Rc<RefCell<Vec<char>>>) -> LocalFuture {
+        let mut left = polls;
+        Box::pin(std::future::poll_fn(move |cx| {
+            log.borrow_mut().push(name);
+            left -= 1;
+            if left == 0 {
+                Poll::Ready(())
+            } else {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+        }))
+    }
+
+    #[test]
+    fn higher_priority_runs_first_and_spawns_inherit_the_given_priority() {
+        let bell = Arc::new(Doorbell::new().unwrap());
+        let mut ex = Executor::new(bell);
+        let log = Rc::new(RefCell::new(Vec::new()));
+        ex.insert(100, busy('m', 2, log.clone()));
+        ex.insert(20, busy('l', 2, log.clone()));
+        ex.insert(200, busy('h', 2, log.clone()));
+        let seen = Rc::new(Cell::new(0));
+        let s = seen.clone();
+        let current = Rc::new(Cell::new(0));
+        let c = current.clone();
+        ex.insert(
+            180,
+            Box::pin(async move {
+                s.set(c.get());
+            }),
+        );
+        ex.run_ready(100, &current);
+        // h twice (it wakes itself and stays the highest), then the spawner at 180, m, l.
+        assert_eq!(*log.borrow(), vec!['h', 'h', 'm', 'm', 'l', 'l']);
+        assert_eq!(seen.get(), 180, "a task sees the priority it was given");
+        assert_eq!(current.get(), DEFAULT_PRIORITY, "reset after each poll");
+    }
+
+    #[test]
+    fn the_manager_demotes_the_heavy_and_raises_the_passed_over() {
+        let bell = Arc::new(Doorbell::new().unwrap());
+        let mut ex = Executor::new(bell);
+        ex.set_policy(Policy {
+            cicsint: 5,
+            ..Policy::default()
+        });
+        let log = Rc::new(RefCell::new(Vec::new()));
+        ex.insert(101, busy('b', 1000, log.clone()));
+        ex.insert(100, busy('s', 1000, log.clone()));
+        let current = Cell::new(0);
+        // A budget the bulk task uses up: s is passed over.
+        ex.run_ready(10, &current);
+        assert!(log.borrow().iter().all(|&c| c == 'b'));
+        let moved = ex.end_interval();
+        let verdicts: Vec<_> = moved.iter().map(|m| (m.task, m.work, m.verdict)).collect();
+        assert_eq!(
+            verdicts,
+            [
+                (0, 10, Verdict::Demoted(101, 100)),
+                (1, 0, Verdict::Promoted(100, 101))
+            ]
+        );
+        // Now s runs first.
+        log.borrow_mut().clear();
+        ex.run_ready(1, &current);
+        assert_eq!(*log.borrow(), vec!['s']);
+        assert_eq!(
+            ex.slots[1].load.velocity(),
+            Some(0.0),
+            "delayed in its one sample"
+        );
+    }
+
+    #[test]
+    fn an_aborted_runaway_ends_and_is_counted() {
+        let bell = Arc::new(Doorbell::new().unwrap());
+        let mut ex = Executor::new(bell);
+        ex.set_policy(Policy {
+            cicsint: 2,
+            runaway: 3,
+            action: RunawayAction::Abort,
+            ..Policy::default()
+        });
+        let log = Rc::new(RefCell::new(Vec::new()));
+        ex.insert(100, busy('r', 1000, log.clone()));
+        ex.insert(100, busy('q', 2, log.clone()));
+        ex.run_ready(10, &Cell::new(0));
+        assert_eq!(ex.live(), 1, "q finished");
+        let moved = ex.end_interval();
+        assert!(matches!(
+            moved[0].verdict,
+            Verdict::Runaway {
+                action: RunawayAction::Abort,
+                ..
+            }
+        ));
+        assert_eq!(ex.live(), 0);
+        assert!(!ex.has_ready() || ex.run_ready(10, &Cell::new(0)) == 0);
+        let s = ex.summary();
+        assert_eq!((s.tasks, s.runaways), (2, 1));
     }
 }

@@ -230,7 +230,9 @@ pub(crate) struct Inner {
     pub(crate) core: RefCell<Core>,
     pub(crate) now: Cell<Instant>,
     pub(crate) timers: RefCell<Timers>,
-    pub(crate) spawned: RefCell<Vec<LocalFuture>>,
+    pub(crate) spawned: RefCell<Vec<(u8, LocalFuture)>>,
+    /// The configured priority of the task being polled (what a task it spawns starts at).
+    pub(crate) current_priority: Cell<u8>,
     pub(crate) config: StackConfig,
     /// Set when the shard drains for shutdown: listeners stop accepting.
     pub(crate) draining: Cell<bool>,
@@ -316,10 +318,22 @@ impl Net {
 
     /// Runs `fut` as a task on this shard; the handle yields its output.
     pub fn spawn<F: Future + 'static>(&self, fut: F) -> JoinHandle<F::Output> {
+        self.spawn_at(self.inner.current_priority.get(), fut)
+    }
+
+    /// Spawns a task at `priority` (0–255; the workload manager moves it within its
+    /// managed range). [`Net::spawn`] starts a task at the priority its spawner was given:
+    /// a listener started at a service's priority hands it to each connection's task.
+    pub fn spawn_at<F: Future + 'static>(&self, priority: u8, fut: F) -> JoinHandle<F::Output> {
         let (task, handle) = with_join(fut);
-        self.inner.spawned.borrow_mut().push(task);
+        self.inner.spawned.borrow_mut().push((priority, task));
         self.core().counters.tasks_spawned += 1;
         handle
+    }
+
+    /// The priority the running task was given (its spawner's, or its service's).
+    pub fn task_priority(&self) -> u8 {
+        self.inner.current_priority.get()
     }
 
     /// Records how long one request took, for the shard's request-latency histogram

@@ -93,6 +93,10 @@ pub struct ShardStats {
     pub request_ns: [u64; 6],
     /// Tasks alive on the shard.
     pub tasks_live: u64,
+    /// Task priority changes the workload manager made.
+    pub workload_changes: u64,
+    /// Runaway intervals of tasks.
+    pub workload_runaways: u64,
     /// The link's own counters.
     pub link: LinkStats,
     /// Socket counters.
@@ -120,6 +124,8 @@ pub struct Shard<L: Link> {
     /// Frames from the stack to its own addresses, on their way back in.
     hairpin: crate::hairpin::Hairpin,
     last_reap: Instant,
+    /// When the workload manager's current interval ends.
+    next_interval: Instant,
 }
 
 /// Egress calls per socket set per round at most (each sends up to one segment per socket).
@@ -223,6 +229,8 @@ impl<L: Link> Shard<L> {
             },
             None => Arc::new(Doorbell::new().map_err(|e| AddressError::Mac(e.to_string()))?),
         };
+        let mut executor = Executor::new(bell.clone());
+        executor.set_policy(config.workload.clone());
         let caps = link.capabilities();
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u64;
         let first_port = EPHEMERAL.start() + (config.seed % span) as u16;
@@ -254,6 +262,7 @@ impl<L: Link> Shard<L> {
             now: std::cell::Cell::new(now),
             timers: std::cell::RefCell::new(Timers::default()),
             spawned: std::cell::RefCell::new(Vec::new()),
+            current_priority: std::cell::Cell::new(crate::executor::DEFAULT_PRIORITY),
             config,
             draining: std::cell::Cell::new(false),
             accept_waiters: std::cell::RefCell::new(Vec::new()),
@@ -268,7 +277,7 @@ impl<L: Link> Shard<L> {
             net: Net {
                 inner: Rc::new(inner),
             },
-            executor: Executor::new(bell.clone()),
+            executor,
             control: ShardControl {
                 stop: Arc::new(AtomicBool::new(false)),
                 drain: Arc::new(AtomicBool::new(false)),
@@ -287,6 +296,7 @@ impl<L: Link> Shard<L> {
             egress_work: Vec::new(),
             hairpin: crate::hairpin::Hairpin::default(),
             last_reap: now,
+            next_interval: now,
         })
     }
 
@@ -335,6 +345,61 @@ impl<L: Link> Shard<L> {
             *slot = (name, c.get());
         }
         s
+    }
+
+    /// The workload manager's thresholds from now on (refused if they do not hold).
+    pub fn set_workload_policy(
+        &mut self,
+        policy: crate::workload::Policy,
+    ) -> Result<(), crate::workload::PolicyError> {
+        policy.check()?;
+        self.executor.set_policy(policy);
+        Ok(())
+    }
+
+    /// Termination statistics of the tasks that ended on this shard.
+    pub fn workload_summary(&self) -> crate::workload::Summary {
+        self.executor.summary().clone()
+    }
+
+    /// The workload manager's interval ends: priorities move, runaways are reported.
+    fn end_workload_interval(&mut self, now: Instant) {
+        use crate::workload::{RunawayAction, Verdict};
+        let interval = self.executor.policy().interval;
+        self.next_interval =
+            now + smoltcp::time::Duration::from_micros(interval.as_micros() as u64);
+        let limit = {
+            let p = self.executor.policy();
+            p.runaway.saturating_mul(p.cicsint)
+        };
+        for m in self.executor.end_interval() {
+            match m.verdict {
+                Verdict::Unchanged => {}
+                Verdict::Demoted(from, to) | Verdict::Promoted(from, to) => {
+                    self.stats.workload_changes += 1;
+                    log::debug!(
+                        "workload: task {} priority {from} -> {to} ({} work units)",
+                        m.task,
+                        m.work
+                    );
+                }
+                Verdict::Runaway { action, moved } => {
+                    self.stats.workload_runaways += 1;
+                    self.stats.workload_changes += u64::from(moved.is_some());
+                    let what = match action {
+                        RunawayAction::Log => "logged",
+                        RunawayAction::Demote => "demoted",
+                        RunawayAction::Abort => "ended, its connections closed",
+                    };
+                    log::warn!(
+                        "workload: task {} is a runaway: {} work units in one interval \
+                         (limit {limit}); {what}",
+                        m.task,
+                        m.work
+                    );
+                }
+            }
+        }
     }
 
     /// Whether `addr` is one of the stack's addresses.
@@ -397,18 +462,22 @@ impl<L: Link> Shard<L> {
             // Most rounds spawn nothing: no allocation for them.
             if !self.net.inner.spawned.borrow().is_empty() {
                 let spawned: Vec<_> = self.net.inner.spawned.borrow_mut().drain(..).collect();
-                for t in spawned {
-                    self.executor.insert(t);
+                for (priority, t) in spawned {
+                    self.executor.insert(priority, t);
                 }
             }
             if polled >= TASK_BUDGET || !self.executor.has_ready() {
                 break;
             }
-            polled += self.executor.run_ready(TASK_BUDGET - polled);
+            let current = &self.net.inner.current_priority;
+            polled += self.executor.run_ready(TASK_BUDGET - polled, current);
         }
         if polled > 0 {
             worked = true;
             self.stats.task_polls += polled as u64;
+        }
+        if now >= self.next_interval {
+            self.end_workload_interval(now);
         }
         // Disk: submit what tasks queued this round, hand finished operations to their
         // tasks (which run next round).

@@ -75,6 +75,10 @@ pub struct FtpConfig {
     pub trusted_proxies: Vec<IpAddr>,
     /// Passwords verified a moment ago (shared by every shard).
     pub login_cache: Arc<crate::login_cache::LoginCache>,
+    /// A PROT P upload must end with TLS close_notify (else it failed: a forged FIN cannot
+    /// cut it short); off, an end of stream without it ends the upload, as many clients
+    /// close that way.
+    pub strict_tls_upload_eof: bool,
 }
 
 /// Serves FTP on this shard until it drains; with `tls`, AUTH TLS and PROT P are offered
@@ -1178,6 +1182,7 @@ impl Conn {
         let mut pos = upload.start;
         let mut got = 0u64;
         let mut conv = Inbound::new(ty, self.ebcdic);
+        let (strict_eof, peer) = (self.cfg.strict_tls_upload_eof, self.peer);
         let mut disk = Vec::new();
         let mut buf = vec![0u8; CHUNK];
         let transfer = async {
@@ -1201,7 +1206,18 @@ impl Conn {
                     Err(e) => failed = failed.or(Some(e)),
                 }
                 ready.clear();
-                let n = read??;
+                let n = match read? {
+                    Ok(n) => n,
+                    // A TLS upload that ends without close_notify: many clients close the
+                    // socket without it; taken as the end unless the server is strict.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof && !strict_eof => {
+                        log::info!(
+                            "ftp: upload of {path} from {peer} ended without TLS close_notify"
+                        );
+                        0
+                    }
+                    Err(e) => return Err(e),
+                };
                 match &failed {
                     None => ready.extend_from_slice(conv.convert(&buf[..n], &mut disk)),
                     Some(_) => {

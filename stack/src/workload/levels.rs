@@ -65,9 +65,15 @@ impl<T> Levels<T> {
     pub fn below(&self, above: u8) -> impl Iterator<Item = &T> {
         self.levels[..usize::from(above)].iter().flatten()
     }
+
+    /// Every item queued.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        self.levels.iter().flatten()
+    }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
