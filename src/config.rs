@@ -1451,6 +1451,34 @@ port = 7
     }
 
     #[test]
+    fn workload_settings_are_checked() {
+        let cfg = Config::parse(GOOD, "good.toml").unwrap();
+        assert!(cfg.file.workload.is_none(), "defaults when absent");
+        let good = format!(
+            "{GOOD}\n[workload]\ncicsint = 40\nprtymin = 20\nprtymax = 180\n\
+             runaway_action = \"demote\"\ninterval_ms = 50\n"
+        );
+        let cfg = Config::parse(&good, "good.toml").unwrap();
+        let p = cfg.file.workload.as_ref().unwrap().get_ref().policy();
+        assert_eq!((p.cicsint, p.prtymin, p.prtymax), (40, 20, 180));
+        assert_eq!(p.action, sixstack_stack::workload::RunawayAction::Demote);
+        assert_eq!(p.interval, std::time::Duration::from_millis(50));
+        let e = error_of(&good.replace("prtymax = 180", "prtymax = 10"));
+        assert!(e.contains("[workload]") && e.contains("prtymin"), "{e}");
+        let e = error_of(&good.replace("cicsint = 40", "cicsint = 0"));
+        assert!(e.contains("cicsint"), "{e}");
+        let e = error_of(&good.replace("\"demote\"", "\"kill\""));
+        assert!(e.contains("kill"), "{e}");
+        let e = error_of(&good.replace("interval_ms = 50", "interval_ms = 0"));
+        assert!(e.contains("interval"), "{e}");
+        let prio = format!("{GOOD}").replace("[[service]]", "[[service]]\npriority = 200");
+        let cfg = Config::parse(&prio, "good.toml").unwrap();
+        assert!(cfg.file.services.iter().any(|s| s.priority == 200));
+        let e = error_of(&GOOD.replace("[[service]]", "[[service]]\npriority = 256"));
+        assert!(e.contains("priority") || e.contains("256"), "{e}");
+    }
+
+    #[test]
     fn ftp_ports_and_their_conflicts() {
         let good = format!(
             "{GOOD}\n[ftp]\nusers = \"u.toml\"\nproxied_port = 2122\n\
