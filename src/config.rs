@@ -1471,7 +1471,7 @@ port = 7
         assert!(e.contains("kill"), "{e}");
         let e = error_of(&good.replace("interval_ms = 50", "interval_ms = 0"));
         assert!(e.contains("interval"), "{e}");
-        let prio = format!("{GOOD}").replace("[[service]]", "[[service]]\npriority = 200");
+        let prio = GOOD.replace("[[service]]", "[[service]]\npriority = 200");
         let cfg = Config::parse(&prio, "good.toml").unwrap();
         assert!(cfg.file.services.iter().any(|s| s.priority == 200));
         let e = error_of(&GOOD.replace("[[service]]", "[[service]]\npriority = 256"));
