@@ -988,6 +988,8 @@ fn spawn_shard<L: Link + 'static>(
             },
         )));
         shard.run().map_err(|e| AppError::Shard(e.to_string()))?;
+        // The workload manager's termination statistics.
+        log::info!("shard {index}: workload: {}", shard.workload_summary());
         Ok(shard.stats())
     });
     match handle {
