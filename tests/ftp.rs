@@ -108,6 +108,17 @@ fn curl_round_trip(s: &Site, ns: &str, args: &[&str], base: &str, name: &str, da
     );
 }
 
+/// Runs a Python `script` in the namespace `ns`; it must succeed and print every one of
+/// `wants`. Its output, for further checks.
+fn python_says(ns: &str, what: &str, script: &str, wants: &[&str]) -> String {
+    let (ok, out) = ns_exec(ns, &["python3", "-c", script]);
+    assert!(ok, "{what}: {out}");
+    for want in wants {
+        assert!(out.contains(want), "{what}: missing {want:?} in:\n{out}");
+    }
+    out
+}
+
 fn url(ip: IpAddr, path: &str) -> String {
     match ip {
         IpAddr::V4(a) => format!("ftp://anna:anna%27s%20password@{a}:2121/{path}"),
@@ -251,22 +262,23 @@ print("list", sorted(f.nlst()))
 f.quit()
 "#
         );
-        let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-        assert!(ok, "{stack}: {out}");
-        for want in [
-            "denied 530",
-            "pwd /",
-            "size True",
-            "nlst ['blob2']",
-            "sha True",
-            "ascii ['line one', 'line two']",
-            "mlsd [('readme.txt', 'file', '18')]",
-            "read-only 550",
-            "bounce 501",
-            "list ['link-out', 'pub']",
-        ] {
-            assert!(out.contains(want), "missing {want:?} in:\n{out}");
-        }
+        let out = python_says(
+            &ns,
+            &stack.to_string(),
+            &script,
+            &[
+                "denied 530",
+                "pwd /",
+                "size True",
+                "nlst ['blob2']",
+                "sha True",
+                "ascii ['line one', 'line two']",
+                "mlsd [('readme.txt', 'file', '18')]",
+                "read-only 550",
+                "bounce 501",
+                "list ['link-out', 'pub']",
+            ],
+        );
         assert_eq!(out.matches("refused 550").count(), 3, "{out}");
         assert!(
             !out.contains("ESCAPED") && !out.contains("WRONG-PASSWORD") && !out.contains("WRITTEN")
@@ -488,19 +500,20 @@ except ftplib.error_perm as e:
     print("clear", str(e)[:3])
 "#
         );
-        let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-        assert!(ok, "{out}");
-        for want in [
-            "unresumed refused",
-            "prot-c 521",
-            "sha True",
-            "clear 534",
-            "ccc sha True",
-            "ccc pwd /",
-            "noclose 226",
-        ] {
-            assert!(out.contains(want), "missing {want:?} in:\n{out}");
-        }
+        let out = python_says(
+            &ns,
+            "python",
+            &script,
+            &[
+                "unresumed refused",
+                "prot-c 521",
+                "sha True",
+                "clear 534",
+                "ccc sha True",
+                "ccc pwd /",
+                "noclose 226",
+            ],
+        );
         assert!(!out.contains("ALLOWED"), "{out}");
         assert_eq!(
             std::fs::read(s.home.join("noclose.bin")).unwrap().len(),
@@ -738,17 +751,18 @@ time.sleep(0.5)
 print("again", login("anna's password"))
 "#
     );
-    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-    assert!(ok, "{out}");
-    for want in [
-        "first 530 530",
-        "locked 530",
-        "after ok",
-        "fourth 421",
-        "again ok",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in:\n{out}");
-    }
+    python_says(
+        &ns,
+        "python",
+        &script,
+        &[
+            "first 530 530",
+            "locked 530",
+            "after ok",
+            "fourth 421",
+            "again ok",
+        ],
+    );
     assert!(logs::logged(&[
         "anna from",
         "locked out after repeated failed logins"
@@ -875,18 +889,19 @@ attempt("list-pub", lambda: f.nlst("/pub"))
 f.quit()
 "#
     );
-    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-    assert!(ok, "{out}");
-    for want in [
-        "stor-pub 550",
-        "stor-run ok",
-        "dele-run 550",
-        "stor-txt ok",
-        "dele-txt ok",
-        "list-pub ok",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in:\n{out}");
-    }
+    python_says(
+        &ns,
+        "python",
+        &script,
+        &[
+            "stor-pub 550",
+            "stor-run ok",
+            "dele-run 550",
+            "stor-txt ok",
+            "dele-txt ok",
+            "list-pub ok",
+        ],
+    );
     assert!(!s.home.join("pub/x").exists());
     assert!(s.home.join("data/payroll/run.dat").exists());
     assert!(!s.home.join("data/payroll/LIST.TXT").exists());
@@ -963,18 +978,19 @@ print("list", f.nlst("/in"))
 f.quit()
 "#
     );
-    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-    assert!(ok, "{out}");
-    for want in [
-        "crash 530",
-        "slow 530",
-        "carl 530",
-        "in ok",
-        "out 550",
-        "list ['a.txt']",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in:\n{out}");
-    }
+    python_says(
+        &ns,
+        "python",
+        &script,
+        &[
+            "crash 530",
+            "slow 530",
+            "carl 530",
+            "in ok",
+            "out 550",
+            "list ['a.txt']",
+        ],
+    );
     assert!(s.home.join("in/a.txt").exists());
     assert!(!s.home.join("out.txt").exists());
     assert!(
@@ -1078,11 +1094,12 @@ print("left", "partial.bin" in f.nlst())
 f.quit()
 "#
     );
-    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-    assert!(ok, "{out}");
-    for want in ["retr 426 226", "pwd /", "stor 426 226", "left False"] {
-        assert!(out.contains(want), "missing {want:?} in:\n{out}");
-    }
+    python_says(
+        &ns,
+        "python",
+        &script,
+        &["retr 426 226", "pwd /", "stor 426 226", "left False"],
+    );
     assert!(!s.home.join("partial.bin").exists());
     // Both aborted transfers are in the transfer log as incomplete.
     let lines = xferlog_lines(&s, 2);
@@ -1143,18 +1160,19 @@ print("idle", line[:3].decode(), 1.5 <= time.time() - t < 10)
 print("closed", f.sock.recv(200) == b"")
 "#
     );
-    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-    assert!(ok, "{out}");
-    for want in [
-        "no data 425 True",
-        "stalled retr 426 True",
-        "stalled stor 426 True",
-        "after 200",
-        "idle 421 True",
-        "closed True",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in:\n{out}");
-    }
+    python_says(
+        &ns,
+        "python",
+        &script,
+        &[
+            "no data 425 True",
+            "stalled retr 426 True",
+            "stalled stor 426 True",
+            "after 200",
+            "idle 421 True",
+            "closed True",
+        ],
+    );
     assert!(!s.home.join("stalled.bin").exists());
     app.stop().unwrap();
 }
@@ -1189,16 +1207,17 @@ except ftplib.error_perm as e:
 f.quit()
 "#
     );
-    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-    assert!(ok, "{out}");
-    for want in [
-        "site 200",
-        "text ['HELLO [X]', 'end']",
-        "raw c8c5d3d3d640ade7bd1585958415",
-        "unknown 501",
-    ] {
-        assert!(out.contains(want), "missing {want:?} in:\n{out}");
-    }
+    python_says(
+        &ns,
+        "python",
+        &script,
+        &[
+            "site 200",
+            "text ['HELLO [X]', 'end']",
+            "raw c8c5d3d3d640ade7bd1585958415",
+            "unknown 501",
+        ],
+    );
     let stored = std::fs::read(s.home.join("e.txt")).unwrap();
     assert_eq!(
         stored,
@@ -1300,11 +1319,12 @@ print("list", sorted(f.nlst("/small")))
 f.quit()
 "#
     );
-    let (ok, out) = ns_exec(&ns, &["python3", "-c", &script]);
-    assert!(ok, "{out}");
-    for want in ["keep.bin 552", "new.bin 552", "list ['keep.bin']"] {
-        assert!(out.contains(want), "missing {want:?} in:\n{out}");
-    }
+    python_says(
+        &ns,
+        "python",
+        &script,
+        &["keep.bin 552", "new.bin 552", "list ['keep.bin']"],
+    );
     assert_eq!(
         std::fs::read(small.join("keep.bin")).unwrap(),
         b"what was stored before"
