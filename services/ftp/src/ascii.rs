@@ -1,5 +1,16 @@
 //! TYPE A line endings: files on the appliance end lines in LF, the wire in CR LF. Both
-//! directions work chunk by chunk, carrying what a chunk boundary splits.
+//! directions work chunk by chunk, carrying what a chunk boundary splits; [`Recode`] is
+//! what every TYPE A recoding (these, and EBCDIC's) offers a transfer.
+
+/// A TYPE A recoding, chunk by chunk.
+pub trait Recode {
+    /// Recodes one chunk into `out` (replacing what it held).
+    fn convert(&mut self, chunk: &[u8], out: &mut Vec<u8>);
+    /// The end of the stream: what was held back, into `out`.
+    fn finish(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+    }
+}
 
 /// To the wire: every LF not already preceded by CR becomes CR LF.
 #[derive(Debug, Default)]
@@ -7,9 +18,8 @@ pub struct ToWire {
     last_cr: bool,
 }
 
-impl ToWire {
-    /// Converts one chunk.
-    pub fn convert(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+impl Recode for ToWire {
+    fn convert(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         out.clear();
         out.reserve(chunk.len() + chunk.len() / 16);
         for &b in chunk {
@@ -28,9 +38,8 @@ pub struct FromWire {
     pending_cr: bool,
 }
 
-impl FromWire {
-    /// Converts one chunk.
-    pub fn convert(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+impl Recode for FromWire {
+    fn convert(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         out.clear();
         out.reserve(chunk.len() + 1);
         for &b in chunk {
@@ -48,8 +57,8 @@ impl FromWire {
         }
     }
 
-    /// The end of the stream: a CR held back is written.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    /// A CR held back is written.
+    fn finish(&mut self, out: &mut Vec<u8>) {
         out.clear();
         if std::mem::take(&mut self.pending_cr) {
             out.push(b'\r');

@@ -6,7 +6,7 @@
 //! The IBM-037 table is the published code page; IBM-1047 differs from it at six code
 //! points (`^ ¬ [ ] Ý ¨`).
 
-use crate::ascii::{FromWire, ToWire};
+use crate::ascii::{FromWire, Recode, ToWire};
 
 /// An EBCDIC code page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,9 +115,10 @@ impl FileToWire {
             latin: Vec::new(),
         }
     }
+}
 
-    /// Converts one chunk.
-    pub fn convert(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+impl Recode for FileToWire {
+    fn convert(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         self.latin.clear();
         self.latin.extend(chunk.iter().map(|&b| {
             if b == NL {
@@ -157,17 +158,17 @@ impl WireToFile {
             };
         }
     }
+}
 
-    /// Converts one chunk.
-    pub fn convert(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+impl Recode for WireToFile {
+    fn convert(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
         self.lines.convert(chunk, &mut self.plain);
         out.clear();
         out.extend_from_slice(&self.plain);
         self.encode(out);
     }
 
-    /// The end of the stream.
-    pub fn finish(&mut self, out: &mut Vec<u8>) {
+    fn finish(&mut self, out: &mut Vec<u8>) {
         self.lines.finish(out);
         self.encode(out);
     }

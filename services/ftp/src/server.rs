@@ -16,7 +16,7 @@ use sixstack_stack::{offload, timeout, ListenOptions, Net, TcpListener, TcpStrea
 use sixstack_tls::ShardAcceptor;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::ascii::{FromWire, ToWire};
+use crate::ascii::{FromWire, Recode, ToWire};
 use crate::command::{TransferType, MAX_LINE};
 use crate::ebcdic::{CodePage, FileToWire, WireToFile};
 use crate::fs::{facts_line, long_line, timeval, Home};
@@ -302,74 +302,40 @@ async fn listen(
         .await
 }
 
-/// How file bytes become wire bytes (RETR, listings stay plain).
-enum Outbound {
-    Image,
-    Ascii(ToWire),
-    Ebcdic(FileToWire),
-}
+/// How a transfer's bytes are recoded: not at all (TYPE I), or TYPE A one way or the
+/// other (listings stay plain).
+struct Conversion(Option<Box<dyn Recode>>);
 
-impl Outbound {
-    fn new(ty: TransferType, page: Option<CodePage>) -> Outbound {
-        match (ty, page) {
-            (TransferType::Image, _) => Outbound::Image,
-            (TransferType::Ascii, None) => Outbound::Ascii(ToWire::default()),
-            (TransferType::Ascii, Some(p)) => Outbound::Ebcdic(FileToWire::new(p)),
-        }
+impl Conversion {
+    /// File bytes to wire bytes (RETR).
+    fn outbound(ty: TransferType, page: Option<CodePage>) -> Conversion {
+        Conversion(match (ty, page) {
+            (TransferType::Image, _) => None,
+            (TransferType::Ascii, None) => Some(Box::new(ToWire::default())),
+            (TransferType::Ascii, Some(p)) => Some(Box::new(FileToWire::new(p))),
+        })
     }
 
-    fn convert<'a>(&mut self, chunk: &'a [u8], out: &'a mut Vec<u8>) -> &'a [u8] {
-        match self {
-            Outbound::Image => chunk,
-            Outbound::Ascii(c) => {
-                c.convert(chunk, out);
-                out
-            }
-            Outbound::Ebcdic(c) => {
-                c.convert(chunk, out);
-                out
-            }
-        }
-    }
-}
-
-/// How wire bytes become file bytes (STOR, APPE).
-enum Inbound {
-    Image,
-    Ascii(FromWire),
-    Ebcdic(WireToFile),
-}
-
-impl Inbound {
-    fn new(ty: TransferType, page: Option<CodePage>) -> Inbound {
-        match (ty, page) {
-            (TransferType::Image, _) => Inbound::Image,
-            (TransferType::Ascii, None) => Inbound::Ascii(FromWire::default()),
-            (TransferType::Ascii, Some(p)) => Inbound::Ebcdic(WireToFile::new(p)),
-        }
+    /// Wire bytes to file bytes (STOR, APPE).
+    fn inbound(ty: TransferType, page: Option<CodePage>) -> Conversion {
+        Conversion(match (ty, page) {
+            (TransferType::Image, _) => None,
+            (TransferType::Ascii, None) => Some(Box::new(FromWire::default())),
+            (TransferType::Ascii, Some(p)) => Some(Box::new(WireToFile::new(p))),
+        })
     }
 
     /// One chunk; an empty chunk is the end of the stream.
     fn convert<'a>(&mut self, chunk: &'a [u8], out: &'a mut Vec<u8>) -> &'a [u8] {
-        match (self, chunk.is_empty()) {
-            (Inbound::Image, _) => chunk,
-            (Inbound::Ascii(c), false) => {
-                c.convert(chunk, out);
-                out
-            }
-            (Inbound::Ascii(c), true) => {
-                c.finish(out);
-                out
-            }
-            (Inbound::Ebcdic(c), false) => {
-                c.convert(chunk, out);
-                out
-            }
-            (Inbound::Ebcdic(c), true) => {
-                c.finish(out);
-                out
-            }
+        let Some(c) = self.0.as_mut() else {
+            return chunk;
+        };
+        if chunk.is_empty() {
+            c.finish(out);
+        } else {
+            c.convert(chunk, out);
         }
+        out
     }
 }
 
@@ -1085,7 +1051,7 @@ impl Conn {
         let limit = self.cfg.data_timeout;
         let mut pos = offset;
         let mut sent = 0u64;
-        let mut conv = Outbound::new(ty, self.ebcdic);
+        let mut conv = Conversion::outbound(ty, self.ebcdic);
         let mut wire = Vec::new();
         let transfer = async {
             // The next chunk is read from the disk while this one goes out.
@@ -1181,7 +1147,7 @@ impl Conn {
         let file = Arc::new(upload.file.try_clone()?);
         let mut pos = upload.start;
         let mut got = 0u64;
-        let mut conv = Inbound::new(ty, self.ebcdic);
+        let mut conv = Conversion::inbound(ty, self.ebcdic);
         let (strict_eof, peer) = (self.cfg.strict_tls_upload_eof, self.peer);
         let mut disk = Vec::new();
         let mut buf = vec![0u8; CHUNK];
