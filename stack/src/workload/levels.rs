@@ -61,11 +61,6 @@ impl<T> Levels<T> {
         self.len == 0
     }
 
-    /// The items below level `above` (they were passed over while higher ones ran).
-    pub fn below(&self, above: u8) -> impl Iterator<Item = &T> {
-        self.levels[..usize::from(above)].iter().flatten()
-    }
-
     /// Every item queued.
     pub fn iter(&self) -> impl Iterator<Item = &T> {
         self.levels.iter().flatten()
@@ -114,8 +109,8 @@ mod tests {
         for p in 0..=255u8 {
             q.push(p, p);
         }
-        let below: Vec<_> = q.below(64).copied().collect();
-        assert_eq!(below, (0..64).collect::<Vec<u8>>());
+        let all: Vec<_> = q.iter().copied().collect();
+        assert_eq!(all, (0..=255).collect::<Vec<u8>>());
         for want in (0..=255u8).rev() {
             assert_eq!(q.pop(), Some((want, want)));
         }
