@@ -128,6 +128,10 @@ struct OpenLoopArgs {
     /// Request (= response) size in bytes.
     #[arg(long, default_value_t = 1)]
     size: usize,
+    /// Sleep until each request is due instead of spinning (a probe beside other load on
+    /// its core).
+    #[arg(long)]
+    sleep: bool,
 }
 
 #[derive(Debug, Args)]
@@ -490,7 +494,14 @@ fn main() -> ExitCode {
             .map(|r| print_report(&r, a.common.json)),
         Cmd::OpenLoop(a) => resolve(&a.common.target)
             .and_then(|t| {
-                sixstack_bench::run_open_loop(t, a.rate, a.size, a.common.secs, a.common.warmup)
+                sixstack_bench::run_open_loop(
+                    t,
+                    a.rate,
+                    a.size,
+                    a.common.secs,
+                    a.common.warmup,
+                    a.sleep,
+                )
             })
             .map(|r| print_report(&r, a.common.json)),
         Cmd::Run(a) => bench_run(a),

@@ -177,12 +177,16 @@ pub fn run_bulk_streams(
 /// connection: request k is due at `start + k / rate`, and its latency is measured from
 /// that due time, not from when it could be sent — so a stall counts against every
 /// request it delayed (no coordinated omission).
+/// `sleep` makes the client sleep until each request is due instead of spinning: for a
+/// probe that shares its core with other load (it then runs at a real-time priority, and
+/// any lateness of its wake-up counts against the latency, the same for every server).
 pub fn run_open_loop(
     target: SocketAddr,
     rate: f64,
     size: usize,
     secs: f64,
     warmup: f64,
+    sleep: bool,
 ) -> Result<Report, String> {
     if !(rate > 0.0 && rate.is_finite()) {
         return Err(format!("invalid rate {rate}"));
@@ -209,6 +213,9 @@ pub fn run_open_loop(
         let due = start + interval * k;
         if due >= end {
             break;
+        }
+        if sleep {
+            std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
         while Instant::now() < due {
             std::hint::spin_loop();

@@ -1,7 +1,7 @@
 //! The shard's single-threaded executor: a slab of `!Send` tasks, a ready queue that
 //! wakers push into, and the workload manager's order among ready tasks: highest priority
-//! first, first in first out within a priority (see [`crate::workload`]). Every poll is a
-//! work unit of its task; at the end of each interval the manager's rules move the
+//! first, first in first out within a priority (see [`crate::workload`]). Every poll, and
+//! every KiB its sockets move, is a work unit of its task; at the end of each interval the manager's rules move the
 //! priorities.
 //!
 //! Wakers are `Send + Sync` (the `Waker` contract) but nearly always fire on the shard's
@@ -24,6 +24,36 @@ use crate::workload::{Levels, Policy, RunawayAction, Summary, TaskLoad, Verdict}
 
 /// The priority of a task nothing else gave one (mixed work, in the managed range).
 pub const DEFAULT_PRIORITY: u8 = 100;
+
+/// Bytes a task moves through its sockets per work unit beyond the first of a poll.
+pub const UNIT_BYTES: u64 = 1024;
+
+/// What the executor and the running task tell each other during one poll.
+#[derive(Debug)]
+pub(crate) struct Running {
+    /// The configured priority of the task being polled (what a task it spawns starts at).
+    pub(crate) initial: Cell<u8>,
+    /// The priority it runs at now (what its sockets' frames are ranked by).
+    pub(crate) now: Cell<u8>,
+    /// Bytes its sockets moved during this poll.
+    pub(crate) moved: Cell<u64>,
+}
+
+impl Default for Running {
+    fn default() -> Self {
+        Running {
+            initial: Cell::new(DEFAULT_PRIORITY),
+            now: Cell::new(DEFAULT_PRIORITY),
+            moved: Cell::new(0),
+        }
+    }
+}
+
+/// The work units of one poll that moved `bytes`: one, plus one per [`UNIT_BYTES`] beyond
+/// the first.
+pub fn work_units(bytes: u64) -> u64 {
+    1 + bytes.saturating_sub(1) / UNIT_BYTES
+}
 
 pub(crate) type LocalFuture = Pin<Box<dyn Future<Output = ()>>>;
 
@@ -74,6 +104,8 @@ pub(crate) struct Executor {
     live: usize,
     policy: Policy,
     summary: Summary,
+    /// See [`Executor::top_active`].
+    top_active: u8,
 }
 
 /// What the end of an interval did to one task (for the shard's log).
@@ -110,6 +142,7 @@ impl Executor {
             live: 0,
             policy: Policy::default(),
             summary: Summary::default(),
+            top_active: 0,
         }
     }
 
@@ -123,6 +156,12 @@ impl Executor {
         &self.policy
     }
 
+    /// The highest priority of a task that did work in the last interval (0: none did):
+    /// frames of connections ranked below it wait in the shard's deferred ingress lane.
+    pub(crate) fn top_active(&self) -> u8 {
+        self.top_active
+    }
+
     /// Termination statistics of the tasks that ended.
     pub(crate) fn summary(&self) -> &Summary {
         &self.summary
@@ -133,11 +172,15 @@ impl Executor {
     /// action is abort is ended here (its sockets close as it is dropped).
     pub(crate) fn end_interval(&mut self) -> Vec<Moved> {
         let mut moved = Vec::new();
+        let mut top = 0;
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if slot.task.is_none() {
                 continue;
             }
             let work = slot.load.interval_work;
+            if work > 0 && slot.load.priority != crate::workload::rules::HOUSEKEEPING_HIGH {
+                top = top.max(slot.load.priority);
+            }
             let starved = slot.load.starved;
             slot.load.sample(starved);
             let verdict = self.policy.end_interval(&mut slot.load);
@@ -149,6 +192,7 @@ impl Executor {
                 });
             }
         }
+        self.top_active = top;
         if !moved.is_empty() {
             // Tasks already queued move to their new levels.
             let queued: Vec<_> = std::iter::from_fn(|| self.levels.pop()).collect();
@@ -244,10 +288,11 @@ impl Executor {
     }
 
     /// Polls up to `budget` ready tasks, highest priority first (first in first out within
-    /// a priority); returns how many were polled. While a task runs, `current` holds the
-    /// priority it was given (what the tasks it spawns start at). Tasks still ready when
+    /// a priority); returns how many were polled. While a task runs, `running` holds the
+    /// priority it was given (what the tasks it spawns start at), the one it runs at, and
+    /// counts the bytes its sockets move (its work units). Tasks still ready when
     /// the budget is spent were passed over: the manager raises them.
-    pub(crate) fn run_ready(&mut self, budget: usize, current: &Cell<u8>) -> usize {
+    pub(crate) fn run_ready(&mut self, budget: usize, running: &Running) -> usize {
         let mut polled = 0;
         while polled < budget {
             self.collect();
@@ -267,10 +312,13 @@ impl Executor {
             let waker = Waker::from(arc.clone());
             let mut cx = Context::from_waker(&waker);
             polled += 1;
-            entry.load.worked();
-            current.set(entry.load.initial);
+            running.initial.set(entry.load.initial);
+            running.now.set(entry.load.priority);
+            running.moved.set(0);
             let done = task.as_mut().poll(&mut cx).is_ready();
-            current.set(DEFAULT_PRIORITY);
+            entry.load.worked_units(work_units(running.moved.get()));
+            running.initial.set(DEFAULT_PRIORITY);
+            running.now.set(DEFAULT_PRIORITY);
             if done {
                 self.finish(slot);
             }
@@ -369,7 +417,7 @@ mod tests {
             );
         }
         assert_eq!(ex.live(), 3);
-        assert_eq!(ex.run_ready(10, &Cell::new(0)), 3);
+        assert_eq!(ex.run_ready(10, &Running::default()), 3);
         assert_eq!(*order.borrow(), vec![0, 1, 2]);
         assert_eq!(ex.live(), 0);
         assert!(!ex.has_ready());
@@ -394,7 +442,7 @@ mod tests {
                 }
             })),
         );
-        let current = Cell::new(0);
+        let current = Running::default();
         ex.run_ready(10, &current);
         assert_eq!(ex.live(), 1);
         assert_eq!(ex.run_ready(10, &current), 0, "not woken: not polled");
@@ -428,19 +476,23 @@ mod tests {
         ex.insert(200, busy('h', 2, log.clone()));
         let seen = Rc::new(Cell::new(0));
         let s = seen.clone();
-        let current = Rc::new(Cell::new(0));
+        let current = Rc::new(Running::default());
         let c = current.clone();
         ex.insert(
             180,
             Box::pin(async move {
-                s.set(c.get());
+                s.set(c.initial.get());
             }),
         );
         ex.run_ready(100, &current);
         // h twice (it wakes itself and stays the highest), then the spawner at 180, m, l.
         assert_eq!(*log.borrow(), vec!['h', 'h', 'm', 'm', 'l', 'l']);
         assert_eq!(seen.get(), 180, "a task sees the priority it was given");
-        assert_eq!(current.get(), DEFAULT_PRIORITY, "reset after each poll");
+        assert_eq!(
+            current.initial.get(),
+            DEFAULT_PRIORITY,
+            "reset after each poll"
+        );
     }
 
     #[test]
@@ -454,7 +506,7 @@ mod tests {
         let log = Rc::new(RefCell::new(Vec::new()));
         ex.insert(101, busy('b', 1000, log.clone()));
         ex.insert(100, busy('s', 1000, log.clone()));
-        let current = Cell::new(0);
+        let current = Running::default();
         // A budget the bulk task uses up: s is passed over.
         ex.run_ready(10, &current);
         assert!(log.borrow().iter().all(|&c| c == 'b'));
@@ -491,7 +543,7 @@ mod tests {
         let log = Rc::new(RefCell::new(Vec::new()));
         ex.insert(100, busy('r', 1000, log.clone()));
         ex.insert(100, busy('q', 2, log.clone()));
-        ex.run_ready(10, &Cell::new(0));
+        ex.run_ready(10, &Running::default());
         assert_eq!(ex.live(), 1, "q finished");
         let moved = ex.end_interval();
         assert!(matches!(
@@ -502,7 +554,7 @@ mod tests {
             }
         ));
         assert_eq!(ex.live(), 0);
-        assert!(!ex.has_ready() || ex.run_ready(10, &Cell::new(0)) == 0);
+        assert!(!ex.has_ready() || ex.run_ready(10, &Running::default()) == 0);
         let s = ex.summary();
         assert_eq!((s.tasks, s.runaways), (2, 1));
     }

@@ -135,6 +135,25 @@ pub(crate) fn steer<T: TxToken>(
     np_ns: &mut u64,
 ) -> bool {
     let class = classify(frame);
+    steer_classified(
+        core, mesh, counters, caps, class, frame, tx, now, hops, np_ns,
+    )
+}
+
+/// [`steer`] for a frame already classified as `class`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn steer_classified<T: TxToken>(
+    core: &mut Core,
+    mesh: Option<&MeshEnd>,
+    counters: &mut SteerCounters,
+    caps: &DeviceCapabilities,
+    class: Class,
+    frame: &[u8],
+    tx: T,
+    now: Instant,
+    hops: u8,
+    np_ns: &mut u64,
+) -> bool {
     match decide(core, mesh, class, hops) {
         Verdict::Send(to, hops_now) => {
             let t = std::time::Instant::now();
@@ -166,10 +185,7 @@ pub(crate) fn steer<T: TxToken>(
             }
             if v == Verdict::LocalSyn {
                 if let Class::Tcp { key, .. } = class {
-                    core.flows.entry(key).or_insert(FlowEntry {
-                        socket: None,
-                        since: now,
-                    });
+                    core.flows.entry(key).or_insert(FlowEntry::new(None, now));
                 }
             }
             let mut dev = OneFrame {

@@ -18,6 +18,7 @@ mod flow;
 mod hairpin;
 mod icmp;
 mod ingress;
+mod lane;
 mod listen;
 mod mesh;
 mod net;

@@ -90,13 +90,14 @@ impl Core {
             }
             ls.armed = None;
             ls.pending.push((sock, *key));
-            self.flows.insert(
-                *key,
-                FlowEntry {
-                    socket: Some(sock),
-                    since: now,
-                },
-            );
+            // The handshake's entry (if any) keeps its place in the ingress lanes.
+            self.flows
+                .entry(*key)
+                .and_modify(|e| {
+                    e.socket = Some(sock);
+                    e.since = now;
+                })
+                .or_insert(FlowEntry::new(Some(sock), now));
             self.rearm(id);
             return;
         }

@@ -76,6 +76,23 @@ pub(crate) struct Core {
 pub(crate) struct FlowEntry {
     pub(crate) socket: Option<Sock>,
     pub(crate) since: Instant,
+    /// The priority of the task that last used the connection (its frames' rank).
+    pub(crate) priority: u8,
+    /// Its frames waiting in the shard's deferred ingress lane (later ones queue behind
+    /// them, so a flow's frames are never reordered).
+    pub(crate) deferred: u32,
+}
+
+impl FlowEntry {
+    /// A flow seen at `since`, its socket if it has one yet.
+    pub(crate) fn new(socket: Option<Sock>, since: Instant) -> FlowEntry {
+        FlowEntry {
+            socket,
+            since,
+            priority: crate::executor::DEFAULT_PRIORITY,
+            deferred: 0,
+        }
+    }
 }
 
 /// An embryonic flow (SYN seen, not accepted) is forgotten after this long.
@@ -165,6 +182,16 @@ impl Core {
             .retain(|_, e| e.socket.is_some() || now < e.since + EMBRYONIC_TTL);
     }
 
+    /// A connection is used by a task running at `priority` (a new one, or its own moved):
+    /// its frames are ranked by it from now on, in the ingress lanes and in the order of
+    /// egress.
+    pub(crate) fn note_priority(&mut self, flow: Option<FlowKey>, sock: Sock, priority: u8) {
+        if let Some(e) = flow.and_then(|k| self.flows.get_mut(&k)) {
+            e.priority = priority;
+        }
+        self.sockets.rank(sock.set, priority);
+    }
+
     /// Hands a TCP socket whose owner is gone to the reaper, which removes it once it has
     /// closed gracefully (or aborts it after [`LINGER`]).
     /// `port` is the ephemeral port the socket holds, if it was opened by `connect`.
@@ -231,8 +258,8 @@ pub(crate) struct Inner {
     pub(crate) now: Cell<Instant>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) spawned: RefCell<Vec<(u8, LocalFuture)>>,
-    /// The configured priority of the task being polled (what a task it spawns starts at).
-    pub(crate) current_priority: Cell<u8>,
+    /// The task being polled: its priorities and the bytes it moves.
+    pub(crate) running: crate::executor::Running,
     pub(crate) config: StackConfig,
     /// Set when the shard drains for shutdown: listeners stop accepting.
     pub(crate) draining: Cell<bool>,
@@ -318,7 +345,7 @@ impl Net {
 
     /// Runs `fut` as a task on this shard; the handle yields its output.
     pub fn spawn<F: Future + 'static>(&self, fut: F) -> JoinHandle<F::Output> {
-        self.spawn_at(self.inner.current_priority.get(), fut)
+        self.spawn_at(self.inner.running.initial.get(), fut)
     }
 
     /// Spawns a task at `priority` (0–255; the workload manager moves it within its
@@ -333,7 +360,7 @@ impl Net {
 
     /// The priority the running task was given (its spawner's, or its service's).
     pub fn task_priority(&self) -> u8 {
-        self.inner.current_priority.get()
+        self.inner.running.initial.get()
     }
 
     /// Records how long one request took, for the shard's request-latency histogram

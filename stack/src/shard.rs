@@ -19,7 +19,8 @@ use sixstack_drivers::wait::{wait_readable, Doorbell};
 use sixstack_drivers::{Link, LinkStats};
 
 use crate::executor::Executor;
-use crate::ingress::{steer, SteerCounters};
+use crate::flow::{classify, Class};
+use crate::ingress::{steer, steer_classified, SteerCounters};
 use crate::mesh::{Handoff, MeshEnd};
 use crate::net::{Core, Inner, NetCounters, EPHEMERAL};
 use crate::timer::Timers;
@@ -27,6 +28,12 @@ use crate::{AddressError, JoinHandle, Net, StackConfig};
 
 /// Frames taken in per round before the shard runs tasks and sends.
 const RX_BATCH: usize = 64;
+/// Frames taken from the link per round at most while the deferred ingress lane is in use
+/// (frames of lower-ranked connections are copied aside, not handled, so the round can
+/// look deeper into the ring for higher-ranked ones).
+const RX_SWEEP: usize = 1024;
+/// Deferred frames handled between two looks at the link's ring.
+const LANE_CHUNK: usize = 16;
 /// Task polls per round before the shard goes back to the link.
 const TASK_BUDGET: usize = 256;
 /// Longest sleep when the link offers no descriptor to sleep on.
@@ -97,6 +104,8 @@ pub struct ShardStats {
     pub workload_changes: u64,
     /// Runaway intervals of tasks.
     pub workload_runaways: u64,
+    /// Frames of lower-ranked connections that waited in the deferred ingress lane.
+    pub frames_deferred: u64,
     /// The link's own counters.
     pub link: LinkStats,
     /// Socket counters.
@@ -126,6 +135,9 @@ pub struct Shard<L: Link> {
     last_reap: Instant,
     /// When the workload manager's current interval ends.
     next_interval: Instant,
+    /// Frames of connections ranked below this priority go to the deferred lane (0: none).
+    ingress_cut: u8,
+    lane: crate::lane::Lane,
 }
 
 /// Egress calls per socket set per round at most (each sends up to one segment per socket).
@@ -262,7 +274,7 @@ impl<L: Link> Shard<L> {
             now: std::cell::Cell::new(now),
             timers: std::cell::RefCell::new(Timers::default()),
             spawned: std::cell::RefCell::new(Vec::new()),
-            current_priority: std::cell::Cell::new(crate::executor::DEFAULT_PRIORITY),
+            running: crate::executor::Running::default(),
             config,
             draining: std::cell::Cell::new(false),
             accept_waiters: std::cell::RefCell::new(Vec::new()),
@@ -297,6 +309,8 @@ impl<L: Link> Shard<L> {
             hairpin: crate::hairpin::Hairpin::default(),
             last_reap: now,
             next_interval: now,
+            ingress_cut: 0,
+            lane: crate::lane::Lane::default(),
         })
     }
 
@@ -372,7 +386,13 @@ impl<L: Link> Shard<L> {
             let p = self.executor.policy();
             p.runaway.saturating_mul(p.cicsint)
         };
-        for m in self.executor.end_interval() {
+        let moved = self.executor.end_interval();
+        self.ingress_cut = if self.executor.policy().enabled {
+            self.executor.top_active()
+        } else {
+            0
+        };
+        for m in moved {
             match m.verdict {
                 Verdict::Unchanged => {}
                 Verdict::Demoted(from, to) | Verdict::Promoted(from, to) => {
@@ -430,16 +450,71 @@ impl<L: Link> Shard<L> {
             let caps = &self.caps;
             let counters = &mut self.stats.steer;
             let mut np = 0u64;
-            for _ in 0..RX_BATCH {
-                let Some((rx, tx)) = self.link.receive(now) else {
+            let cut = self.ingress_cut;
+            let lanes = cut > 0 || !self.lane.is_empty();
+            let (mut taken, mut inline, mut from_lane) = (0, 0, 0);
+            loop {
+                // The link's ring: frames of connections ranked below the cut are copied to
+                // the deferred lane, the rest handled now.
+                while inline < RX_BATCH && taken < RX_SWEEP {
+                    if lanes && self.lane.is_full() {
+                        break;
+                    }
+                    let Some((rx, tx)) = self.link.receive(now) else {
+                        break;
+                    };
+                    taken += 1;
+                    let lane = &mut self.lane;
+                    let handled = rx.consume(|frame| {
+                        let class = classify(frame);
+                        if let (true, Class::Tcp { key, .. }) = (lanes, class) {
+                            if let Some(e) = core.flows.get_mut(&key) {
+                                if (e.deferred > 0 || e.priority < cut) && lane.push(frame, key) {
+                                    e.deferred += 1;
+                                    return false;
+                                }
+                            }
+                        }
+                        steer_classified(
+                            core, mesh, counters, caps, class, frame, tx, now, 0, &mut np,
+                        );
+                        true
+                    });
+                    inline += usize::from(handled);
+                }
+                // The deferred lane, a chunk at a time, oldest first, with a look at the
+                // ring between chunks; once a higher-ranked frame was handled the round
+                // goes on to its task after this chunk (every round moves the lane by at
+                // least one chunk, so deferred connections are slowed, never stopped).
+                if from_lane >= RX_BATCH || (inline > 0 && from_lane > 0) {
                     break;
-                };
-                self.stats.frames_in += 1;
-                worked = true;
-                rx.consume(|frame| {
-                    steer(core, mesh, counters, caps, frame, tx, now, 0, &mut np);
-                });
+                }
+                let mut chunk = 0;
+                while chunk < LANE_CHUNK {
+                    let Some((frame, key)) = self.lane.pop() else {
+                        break;
+                    };
+                    let Some(tx) = self.link.transmit(now) else {
+                        self.lane.unpop(frame, key);
+                        break;
+                    };
+                    if let Some(e) = core.flows.get_mut(&key) {
+                        e.deferred = e.deferred.saturating_sub(1);
+                    }
+                    steer(core, mesh, counters, caps, &frame, tx, now, 0, &mut np);
+                    self.lane.recycle(frame);
+                    chunk += 1;
+                }
+                from_lane += chunk;
+                if chunk < LANE_CHUNK {
+                    break;
+                }
             }
+            if taken + from_lane > 0 {
+                self.stats.frames_in += taken as u64;
+                worked = true;
+            }
+            self.stats.frames_deferred = self.lane.deferred;
             // Frames the stack sent to itself last round (replies they cause loop too).
             if !self.hairpin.is_empty() {
                 worked = true;
@@ -469,8 +544,9 @@ impl<L: Link> Shard<L> {
             if polled >= TASK_BUDGET || !self.executor.has_ready() {
                 break;
             }
-            let current = &self.net.inner.current_priority;
-            polled += self.executor.run_ready(TASK_BUDGET - polled, current);
+            polled += self
+                .executor
+                .run_ready(TASK_BUDGET - polled, &self.net.inner.running);
         }
         if polled > 0 {
             worked = true;
@@ -608,6 +684,7 @@ impl<L: Link> Shard<L> {
             || !self.net.inner.spawned.borrow().is_empty()
             || !self.pending.is_empty()
             || !self.hairpin.is_empty()
+            || !self.lane.is_empty()
         {
             return Some(now);
         }

@@ -39,6 +39,11 @@ pub(crate) struct Sets {
     next_at: Vec<Option<Instant>>,
     due: BinaryHeap<Reverse<(Instant, u32)>>,
     count: usize,
+    /// Per set, the priority of the task that last used one of its connections: the order
+    /// of egress when it is ranked.
+    rank: Vec<u8>,
+    /// Whether any set's rank differs from the default (else egress keeps the plain order).
+    ranked: bool,
 }
 
 impl Sets {
@@ -51,6 +56,8 @@ impl Sets {
             next_at: vec![None; n],
             due: BinaryHeap::new(),
             count: 0,
+            rank: vec![crate::executor::DEFAULT_PRIORITY; n],
+            ranked: false,
         }
     }
 
@@ -82,6 +89,14 @@ impl Sets {
                 *d = true;
                 self.dirty_list.push(set);
             }
+        }
+    }
+
+    /// Ranks `set` at `priority` for egress (see [`Sets::take_work`]).
+    pub(crate) fn rank(&mut self, set: u32, priority: u8) {
+        if let Some(r) = self.rank.get_mut(set as usize) {
+            *r = priority;
+            self.ranked |= priority != crate::executor::DEFAULT_PRIORITY;
         }
     }
 
@@ -195,6 +210,13 @@ impl Sets {
         for set in self.dirty_list.drain(..) {
             self.dirty[set as usize] = false;
             out.push(set);
+        }
+        // Egress priority: when the transmit ring is the bottleneck, the sets polled first
+        // are the ones whose frames leave; higher-ranked connections go first (stable, so
+        // equal ranks keep the order they were touched in).
+        if self.ranked && out.len() > 1 {
+            let rank = &self.rank;
+            out.sort_by_key(|&s| Reverse(rank.get(s as usize).copied().unwrap_or(0)));
         }
     }
 

@@ -248,6 +248,27 @@ pub struct TcpStream {
     port: Option<u16>,
     flow: Option<FlowKey>,
     fin_sent: bool,
+    /// The priority its frames were last ranked at (0: not yet).
+    ranked: u8,
+}
+
+/// Bookkeeping of a use of a connection by the running task: `bytes` moved count towards
+/// its work units, and the connection's frames take the task's priority when it changed.
+fn used(
+    net: &Net,
+    core: &mut crate::net::Core,
+    ranked: &mut u8,
+    flow: Option<FlowKey>,
+    handle: Sock,
+    bytes: usize,
+) {
+    let running = &net.inner.running;
+    running.moved.set(running.moved.get() + bytes as u64);
+    let now = running.now.get();
+    if now != *ranked {
+        *ranked = now;
+        core.note_priority(flow, handle, now);
+    }
 }
 
 impl std::fmt::Debug for TcpStream {
@@ -267,6 +288,7 @@ impl TcpStream {
             port,
             flow: None,
             fin_sent: false,
+            ranked: 0,
         }
     }
 
@@ -339,13 +361,7 @@ impl TcpStream {
             let set = core.set_for(&key);
             let h = core.sockets.add_to(set, s);
             let since = net.now();
-            core.flows.insert(
-                key,
-                FlowEntry {
-                    socket: Some(h),
-                    since,
-                },
-            );
+            core.flows.insert(key, FlowEntry::new(Some(h), since));
             let mut stream = TcpStream::from_handle(net, h, Some(port));
             stream.flow = Some(key);
             stream
@@ -481,7 +497,18 @@ impl TcpStream {
                     (n, n)
                 });
                 return match moved {
-                    Ok(n) => Poll::Ready(Ok(n)),
+                    Ok(n) => {
+                        used(
+                            &self.net,
+                            &mut core,
+                            &mut self.ranked,
+                            self.flow,
+                            self.handle,
+                            n,
+                        );
+                        used(&to.net, &mut core, &mut to.ranked, to.flow, to.handle, 0);
+                        Poll::Ready(Ok(n))
+                    }
                     Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
                 };
             }
@@ -550,6 +577,14 @@ impl AsyncRead for TcpStream {
             return match s.recv_slice(buf.initialize_unfilled()) {
                 Ok(n) => {
                     buf.advance(n);
+                    used(
+                        &this.net,
+                        &mut core,
+                        &mut this.ranked,
+                        this.flow,
+                        this.handle,
+                        n,
+                    );
                     Poll::Ready(Ok(()))
                 }
                 Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
@@ -584,7 +619,17 @@ impl AsyncWrite for TcpStream {
         let s = core.sockets.get_mut::<tcp::Socket>(this.handle);
         if s.can_send() {
             return match s.send_slice(buf) {
-                Ok(n) => Poll::Ready(Ok(n)),
+                Ok(n) => {
+                    used(
+                        &this.net,
+                        &mut core,
+                        &mut this.ranked,
+                        this.flow,
+                        this.handle,
+                        n,
+                    );
+                    Poll::Ready(Ok(n))
+                }
                 Err(e) => Poll::Ready(Err(io::Error::other(e.to_string()))),
             };
         }

@@ -2,9 +2,12 @@
 //! what each task does ([`TaskLoad`]), samples who was delayed, and at the end of each
 //! interval asks [`Policy::end_interval`] what becomes of every task's priority.
 //!
-//! A **work unit** is one poll of a task that was woken (one step of progress: a read or
-//! write that moved data, a request handled). A bulk transfer is polled again and again; a
-//! short transaction a handful of times.
+//! A **work unit** is one poll of a task that was woken (one step of progress: a request
+//! handled, a read or write), plus one per KiB its sockets moved in that poll beyond the
+//! first ([`crate::executor::work_units`]). Counting bytes as well as polls is what tells a
+//! bulk transfer (a few polls a round, each moving tens of KiB) from a busy short
+//! transaction (a poll per request, a KiB or so each): counted by polls alone they look
+//! alike.
 //!
 //! The rules, per interval, for a task whose priority lies in `prtymin..=prtymax`:
 //! - more than `cicsint` work units: one step down (not below `prtymin`);
@@ -219,10 +222,15 @@ impl TaskLoad {
         }
     }
 
-    /// One work unit (one poll).
+    /// One work unit (one poll that moved at most [`crate::executor::UNIT_BYTES`]).
     pub fn worked(&mut self) {
-        self.interval_work += 1;
-        self.total_work += 1;
+        self.worked_units(1);
+    }
+
+    /// `units` work units (one poll and the bytes it moved).
+    pub fn worked_units(&mut self, units: u64) {
+        self.interval_work += units;
+        self.total_work += units;
     }
 
     /// One sample of its state: `delayed` when it was ready and not run.
