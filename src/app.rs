@@ -74,6 +74,15 @@ pub struct Placement {
 }
 
 fn stack_config(cfg: &Config, mac: [u8; 6]) -> StackConfig {
+    stack_config_with(cfg, mac, None)
+}
+
+/// The stack's configuration, the workload manager's policy taken from `board` when given.
+fn stack_config_with(
+    cfg: &Config,
+    mac: [u8; 6],
+    board: Option<&Arc<sixstack_stack::workload::Board>>,
+) -> StackConfig {
     let mut s = StackConfig::new(mac);
     s.ipv4 = cfg.ipv4;
     s.ipv6 = cfg.ipv6.clone();
@@ -89,6 +98,7 @@ fn stack_config(cfg: &Config, mac: [u8; 6]) -> StackConfig {
         .as_ref()
         .map(|w| w.get_ref().policy())
         .unwrap_or_default();
+    s.workload_board = board.cloned();
     s.seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -387,7 +397,9 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
         let (n, fc) = (net.clone(), std::rc::Rc::new((**f).clone()));
         let acceptor = shared.clone();
         let priority = cfg.file.ftp.as_ref().map_or(100, |f| f.priority);
-        net.spawn_at(priority, async move {
+        let group = cfg.file.ftp.as_ref().and_then(|f| f.group.as_deref());
+        let id = net.register_service("ftp", group);
+        net.spawn_service(id, priority, async move {
             if let Err(e) = sixstack_ftp::serve(n, fc, acceptor).await {
                 log::error!("ftp stopped: {e}");
             }
@@ -409,7 +421,8 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
             None
         };
         let n = net.clone();
-        net.spawn_at(p.priority, async move {
+        let id = net.register_service(&format!("proxy {}", pc.name), p.group.as_deref());
+        net.spawn_service(id, p.priority, async move {
             let name = pc.name.clone();
             if let Err(e) = sixstack_proxy::serve(n, pc, acceptor, lb).await {
                 log::error!("proxy {name} stopped: {e}");
@@ -418,6 +431,7 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
     }
     for svc in cfg.file.services.iter().filter(|s| runs_on(s, shard)) {
         let port = *svc.port.get_ref();
+        let group = svc.group.as_deref();
         let tls_kind = match svc.kind {
             ServiceKind::TlsEcho => Some(sixstack_tls::service::Kind::Echo),
             ServiceKind::TlsDiscard => Some(sixstack_tls::service::Kind::Discard),
@@ -432,7 +446,8 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
             };
             let n = net.clone();
             let opts = listen_options(net, svc);
-            net.spawn_at(svc.priority, async move {
+            let id = net.register_service(&format!("{} tcp/{port}", tkind.name()), group);
+            net.spawn_service(id, svc.priority, async move {
                 if let Err(e) = sixstack_tls::service::serve(n, tkind, port, opts, acceptor).await {
                     log::error!("{} on port {port} stopped: {e}", tkind.name());
                 }
@@ -447,7 +462,8 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
         if svc.proto != Proto::Udp {
             let n = net.clone();
             let opts = listen_options(net, svc);
-            net.spawn_at(svc.priority, async move {
+            let id = net.register_service(&format!("{} tcp/{port}", kind.name()), group);
+            net.spawn_service(id, svc.priority, async move {
                 if let Err(e) = sixstack_basic::serve_tcp_with(n, kind, port, opts).await {
                     log::error!("tcp {} on port {port} stopped: {e}", kind.name());
                 }
@@ -455,7 +471,8 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
         }
         if svc.proto != Proto::Tcp {
             let n = net.clone();
-            net.spawn_at(svc.priority, async move {
+            let id = net.register_service(&format!("{} udp/{port}", kind.name()), group);
+            net.spawn_service(id, svc.priority, async move {
                 if let Err(e) = sixstack_basic::serve_udp(n, kind, port).await {
                     log::error!("udp {} on port {port} stopped: {e}", kind.name());
                 }
@@ -603,6 +620,7 @@ pub struct Running {
     placement: Vec<Placement>,
     services: Vec<String>,
     started: std::time::Instant,
+    workload: Arc<sixstack_stack::workload::Board>,
     // Dropped before the program: n-tuple rules are removed on the way out.
     _rules: Vec<NtupleRule>,
     _program: Option<XdpProgram>,
@@ -842,9 +860,10 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
     let (tx, rx) = mpsc::channel();
     let mut threads = Vec::new();
     let mut slots = Vec::new();
+    let workload = sixstack_stack::workload::Board::new(stack_config(&cfg, mac).workload);
     for (i, (open, mesh)) in pending.into_iter().zip(meshes).enumerate() {
         let i = i as u32;
-        let mut stack = stack_config(&cfg, mac);
+        let mut stack = stack_config_with(&cfg, mac, Some(&workload));
         stack.shard = i;
         stack.shards = n;
         stack.queue = plan.queues[i as usize];
@@ -903,6 +922,7 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
         placement,
         services: service_placement(&cfg, n),
         started: std::time::Instant::now(),
+        workload,
         _rules: rules,
         _program: program,
     })
@@ -1049,6 +1069,11 @@ pub fn shard_report(p: &Placement, s: &ShardStats) -> ShardReport {
 }
 
 impl Running {
+    /// The workload managers' board: the policy in force (changeable) and their reports.
+    pub fn workload(&self) -> Arc<sixstack_stack::workload::Board> {
+        self.workload.clone()
+    }
+
     /// A stats source for the control socket: reads the shards' published counters.
     pub fn stats_source(&self) -> StatsSource {
         let slots = self.slots.clone();
@@ -1117,9 +1142,12 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppErr
     }
     let stats = running.stats_source();
     let board_stats = board.clone();
+    let workload = running.workload();
+    let workload_stats = workload.clone();
     let source: StatsSource = Arc::new(move || {
         let mut r = stats();
         r.proxies = board_stats.report();
+        r.services = crate::workload_view::view(&workload_stats).services;
         r
     });
     let proxy: Option<crate::control::ProxyControl> = (!board.report().is_empty()).then(|| {
@@ -1136,6 +1164,7 @@ pub fn run(cfg: Config, stop: Arc<AtomicBool>) -> Result<Vec<ShardStats>, AppErr
         control.group,
         source,
         proxy,
+        Some(workload),
     ) {
         Ok(s) => s,
         Err(e) => {

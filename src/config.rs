@@ -227,7 +227,8 @@ pub struct Workload {
     /// Off: priorities stay as configured (statistics are still kept).
     #[serde(default = "default_true")]
     pub enabled: bool,
-    /// Work units (task polls) a task may use in one interval before it drops a step.
+    /// Work units a task may use in one interval before it drops a step (a work unit is
+    /// one poll of the task, plus one per KiB its connections moved in that poll).
     #[serde(default = "default_cicsint")]
     pub cicsint: u64,
     /// The lowest priority the manager moves a task to.
@@ -249,6 +250,9 @@ pub struct Workload {
     /// The interval, milliseconds.
     #[serde(default = "default_interval_ms")]
     pub interval_ms: u64,
+    /// How far one demotion or promotion moves a priority.
+    #[serde(default = "default_step")]
+    pub step: u8,
 }
 
 /// `runaway_action`.
@@ -284,6 +288,10 @@ fn default_interval_ms() -> u64 {
     100
 }
 
+fn default_step() -> u8 {
+    1
+}
+
 fn default_priority() -> u8 {
     100
 }
@@ -299,6 +307,7 @@ impl Default for Workload {
             runaway_action: RunawaySetting::Log,
             trivial: 0,
             interval_ms: default_interval_ms(),
+            step: default_step(),
         }
     }
 }
@@ -320,7 +329,7 @@ impl Workload {
             },
             trivial: self.trivial,
             interval: std::time::Duration::from_millis(self.interval_ms),
-            step: 1,
+            step: self.step,
         }
     }
 }
@@ -476,6 +485,10 @@ pub struct Service {
     /// `prtymin..=prtymax`).
     #[serde(default = "default_priority")]
     pub priority: u8,
+    /// Its performance group (see `[workload]`): at each interval the group whose tasks
+    /// were delayed most is dispatched first.
+    #[serde(default)]
+    pub group: Option<String>,
 }
 
 /// A balancing algorithm in the configuration.
@@ -552,6 +565,9 @@ pub struct Proxy {
     /// The priority its tasks start at (see `[workload]`).
     #[serde(default = "default_priority")]
     pub priority: u8,
+    /// Its performance group (see `[workload]`).
+    #[serde(default)]
+    pub group: Option<String>,
     /// The one stack address it listens on (default: every address, IPv4 and IPv6).
     #[serde(default)]
     pub address: Option<Spanned<String>>,
@@ -730,6 +746,9 @@ pub struct Ftp {
     /// The priority the FTP server's tasks start at.
     #[serde(default = "default_priority")]
     pub priority: u8,
+    /// The FTP server's performance group (see `[workload]`).
+    #[serde(default)]
+    pub group: Option<String>,
     /// The transfer log (xferlog format, appended; relative to this file). Without it,
     /// transfers are logged as log lines under `sixstack_ftp::xferlog`.
     #[serde(default)]

@@ -179,6 +179,10 @@ pub struct StatsReport {
     /// Proxy listeners and their backends.
     #[serde(default)]
     pub proxies: Vec<sixstack_proxy::ProxyReport>,
+    /// The workload manager's view of each service (velocity of work), all shards
+    /// together.
+    #[serde(default)]
+    pub services: Vec<crate::workload_view::ServiceView>,
 }
 
 impl StatsReport {
@@ -198,6 +202,7 @@ impl StatsReport {
             np_ratio: ratio(np, busy),
             placement,
             proxies: Vec::new(),
+            services: Vec::new(),
         }
     }
 
@@ -335,6 +340,8 @@ struct Response {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    workload: Option<crate::workload_view::WorkloadView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
@@ -343,6 +350,7 @@ impl Response {
         Response {
             ok: false,
             stats: None,
+            workload: None,
             message: None,
             error: Some(msg.into()),
         }
@@ -352,6 +360,7 @@ impl Response {
         Response {
             ok: true,
             stats: None,
+            workload: None,
             message: Some(msg),
             error: None,
         }
@@ -377,10 +386,15 @@ enum Request {
         listener: String,
         backend: String,
     },
+    /// `workload`: the managers' report.
+    Workload,
+    /// `workload set KEY=VALUE ...`: change the policy.
+    WorkloadSet(Vec<String>),
 }
 
 /// The commands the server knows, for error messages.
-const COMMANDS: &str = "stats, proxy drain LISTENER BACKEND, proxy enable LISTENER BACKEND";
+const COMMANDS: &str = "stats, proxy drain LISTENER BACKEND, proxy enable LISTENER BACKEND, \
+                        workload, workload set KEY=VALUE ...";
 
 impl Request {
     fn parse(line: &[u8]) -> Result<Request, String> {
@@ -391,6 +405,17 @@ impl Request {
         };
         let req = match cmd {
             "stats" => Request::Stats,
+            "workload" => match words.next() {
+                None => Request::Workload,
+                Some("set") => {
+                    let settings: Vec<String> = words.map(String::from).collect();
+                    if settings.is_empty() || settings.len() > 16 {
+                        return Err("usage: workload set KEY=VALUE ... (1 to 16 settings)".into());
+                    }
+                    return Ok(Request::WorkloadSet(settings));
+                }
+                Some(_) => return Err("usage: workload, or workload set KEY=VALUE ...".into()),
+            },
             "proxy" => {
                 let usage = "usage: proxy drain|enable LISTENER BACKEND";
                 let drain = match words.next() {
@@ -493,6 +518,7 @@ impl Policy {
 struct Shared {
     source: StatsSource,
     proxy: Option<ProxyControl>,
+    workload: Option<Arc<sixstack_stack::workload::Board>>,
     policy: Policy,
     stop: AtomicBool,
     /// Clones of the live connections, so that stopping can shut them down.
@@ -542,15 +568,17 @@ impl ControlServer {
         group: Option<u32>,
         source: StatsSource,
     ) -> Result<ControlServer, ControlError> {
-        ControlServer::start_with(path, group, source, None)
+        ControlServer::start_with(path, group, source, None, None)
     }
 
-    /// [`ControlServer::start`] with a handler for the `proxy drain|enable` commands.
+    /// [`ControlServer::start`] with a handler for the `proxy drain|enable` commands and
+    /// the workload managers' board for the `workload` commands.
     pub fn start_with(
         path: &Path,
         group: Option<u32>,
         source: StatsSource,
         proxy: Option<ProxyControl>,
+        workload: Option<Arc<sixstack_stack::workload::Board>>,
     ) -> Result<ControlServer, ControlError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
@@ -597,6 +625,7 @@ impl ControlServer {
         let shared = Arc::new(Shared {
             source,
             proxy,
+            workload,
             policy: Policy {
                 group,
                 own_uid: rustix::process::geteuid().as_raw(),
@@ -812,12 +841,33 @@ fn answer(line: &[u8], shared: &Shared) -> Response {
                 Ok(stats) => Response {
                     ok: true,
                     stats: Some(stats),
+                    workload: None,
                     message: None,
                     error: None,
                 },
                 Err(_) => Response::error("the stats source failed"),
             }
         }
+        Ok(Request::Workload) => match &shared.workload {
+            None => Response::error("this appliance runs no workload manager"),
+            Some(b) => Response {
+                ok: true,
+                stats: None,
+                workload: Some(crate::workload_view::view(b)),
+                message: None,
+                error: None,
+            },
+        },
+        Ok(Request::WorkloadSet(settings)) => match &shared.workload {
+            None => Response::error("this appliance runs no workload manager"),
+            Some(b) => match crate::workload_view::apply(b, &settings) {
+                Ok(line) => {
+                    log::info!("control: {line}");
+                    Response::message(line)
+                }
+                Err(e) => Response::error(e),
+            },
+        },
         Ok(Request::Proxy {
             drain,
             listener,
@@ -882,6 +932,33 @@ pub fn query_stats(path: &Path) -> Result<StatsReport, ControlError> {
     request(path, "stats")?
         .stats
         .ok_or_else(|| ControlError::BadResponse("answer has no \"stats\" field".into()))
+}
+
+/// Asks the appliance listening on `path` for its workload managers' report.
+pub fn query_workload(path: &Path) -> Result<crate::workload_view::WorkloadView, ControlError> {
+    request(path, "workload")?
+        .workload
+        .ok_or_else(|| ControlError::BadResponse("answer has no \"workload\" field".into()))
+}
+
+/// Changes the workload policy of the appliance listening on `path` (`KEY=VALUE`
+/// settings, all or none); returns the appliance's line about it.
+pub fn workload_set(path: &Path, settings: &[String]) -> Result<String, ControlError> {
+    if settings.is_empty() {
+        return Err(ControlError::BadRequest(
+            "nothing to set: give KEY=VALUE settings".into(),
+        ));
+    }
+    for s in settings {
+        if s.is_empty() || s.contains(char::is_whitespace) || s.len() > 64 {
+            return Err(ControlError::BadRequest(format!(
+                "setting {s:?} must be one KEY=VALUE word of at most 64 bytes"
+            )));
+        }
+    }
+    request(path, &format!("workload set {}", settings.join(" ")))?
+        .message
+        .ok_or_else(|| ControlError::BadResponse("answer has no \"message\" field".into()))
 }
 
 /// Drains (`drain`) or enables backend `backend` of proxy listener `listener` of the
@@ -967,6 +1044,7 @@ pub(crate) mod tests {
         let resp = Response {
             ok: true,
             stats: Some(r.clone()),
+            workload: None,
             message: None,
             error: None,
         };
@@ -1028,9 +1106,19 @@ pub(crate) mod tests {
             b"proxy drain web",
             b"proxy stop web a",
             b"proxy drain web a b",
+            b"workload set",
+            b"workload show",
         ] {
             assert!(Request::parse(bad).is_err(), "{bad:?}");
         }
+        assert_eq!(Request::parse(b"workload"), Ok(Request::Workload));
+        assert_eq!(
+            Request::parse(b"workload set cicsint=4000 enabled=off"),
+            Ok(Request::WorkloadSet(vec![
+                "cicsint=4000".into(),
+                "enabled=off".into()
+            ]))
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod lab;
 pub mod stats_view;
+pub mod workload_view;
 
 /// The control socket of a lab's appliance: the default one for the default labs, one
 /// of its own for every test lab.

@@ -109,6 +109,20 @@ enum Cmd {
         #[command(subcommand)]
         action: ProxyAction,
     },
+    /// The workload managers of a running appliance: policy, velocity of work per service
+    /// and performance group, the busiest tasks, termination statistics; `set KEY=VALUE
+    /// ...` changes the policy at run time (e.g. `set enabled=false`, `set cicsint=4000`).
+    Workload {
+        /// The control socket.
+        #[arg(long, default_value = sixstack::control::DEFAULT_SOCKET)]
+        socket: PathBuf,
+        /// One JSON object instead of tables.
+        #[arg(long)]
+        json: bool,
+        /// `set KEY=VALUE ...`: change these settings of `[workload]`.
+        #[arg(num_args = 0.., value_name = "set KEY=VALUE")]
+        args: Vec<String>,
+    },
     /// FTP server administration.
     Ftp {
         #[command(subcommand)]
@@ -460,6 +474,13 @@ fn main() -> ExitCode {
             json,
             watch,
         } => sixstack::stats_view::stats_command(&socket, json, watch),
+        Cmd::Workload { socket, json, args } => match args.split_first() {
+            None => sixstack::workload_view::workload_command(&socket, json, &[]),
+            Some((verb, settings)) if verb == "set" && !settings.is_empty() => {
+                sixstack::workload_view::workload_command(&socket, json, settings)
+            }
+            Some(_) => Err("usage: sixstack workload [--json] [set KEY=VALUE ...]".into()),
+        },
         Cmd::Ftp {
             action: FtpAction::Passwd { user, users },
         } => ftp_passwd(&user, &users),

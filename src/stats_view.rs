@@ -19,7 +19,7 @@ const WATCH_MIN_S: f64 = 0.05;
 const WATCH_MAX_S: f64 = 86_400.0;
 
 /// Lays out rows as columns: the first column left-aligned, the others right-aligned.
-fn columns(rows: &[Vec<String>]) -> String {
+pub(crate) fn columns(rows: &[Vec<String>]) -> String {
     let n = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..n)
         .map(|c| {
@@ -175,6 +175,10 @@ pub fn render_table(r: &StatsReport) -> String {
     placement_and_drops(&mut out, r, &total);
     service_counters(&mut out, r);
     proxy_tables(&mut out, r);
+    if !r.services.is_empty() {
+        out.push_str("\nworkload (sixstack workload for more):\n");
+        out.push_str(&crate::workload_view::service_table(&r.services));
+    }
     out
 }
 

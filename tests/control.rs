@@ -305,3 +305,47 @@ fn only_root_or_the_group_is_served() {
     assert_eq!(got, report());
     server.stop();
 }
+
+#[test]
+fn workload_policy_changes_at_run_time_all_or_nothing() {
+    use sixstack_stack::workload::{Board, Policy};
+    let dir = TempDir::new();
+    let path = dir.sock();
+    let board = Board::new(Policy::default());
+    // Without a board the commands are refused, with a reason.
+    let plain = ControlServer::start(&path, None, source()).unwrap();
+    let e = sixstack::control::query_workload(&path).unwrap_err();
+    assert!(e.to_string().contains("no workload manager"), "{e}");
+    plain.stop();
+    let server =
+        ControlServer::start_with(&path, None, source(), None, Some(board.clone())).unwrap();
+    let v = sixstack::control::query_workload(&path).unwrap();
+    assert!(v.policy.enabled);
+    assert_eq!(v.policy.cicsint, 100);
+    let line = sixstack::control::workload_set(
+        &path,
+        &["cicsint=4000".into(), "runaway_action=demote".into()],
+    )
+    .unwrap();
+    assert!(line.contains("cicsint=4000"), "{line}");
+    assert_eq!(board.policy().cicsint, 4000);
+    let v = sixstack::control::query_workload(&path).unwrap();
+    assert_eq!(v.policy.runaway_action, "demote");
+    // A bad value anywhere in the line changes nothing.
+    for bad in [
+        vec!["cicsint=1".to_string(), "prtymax=255".to_string()],
+        vec!["interval_ms=0".to_string()],
+        vec!["speed=9".to_string()],
+        vec!["cicsint".to_string()],
+    ] {
+        let e = sixstack::control::workload_set(&path, &bad).unwrap_err();
+        assert!(matches!(e, ControlError::Refused(_)), "{bad:?}: {e}");
+    }
+    assert_eq!(board.policy().cicsint, 4000);
+    // The raw protocol says the same.
+    let (mut r, mut w) = connect(&path);
+    let v = ask(&mut r, &mut w, b"workload set enabled=maybe\n");
+    assert_eq!(v["ok"], false);
+    assert!(v["error"].as_str().unwrap().contains("enabled"), "{v}");
+    server.stop();
+}

@@ -52,6 +52,9 @@ pub struct StackConfig {
     pub busy_poll_us: u64,
     /// The workload manager's thresholds (checked when the shard is built).
     pub workload: crate::workload::Policy,
+    /// Where run-time policy changes come from and the manager's reports go (one board
+    /// for all shards of an appliance; `None`: the policy above stays, no reports).
+    pub workload_board: Option<std::sync::Arc<crate::workload::Board>>,
 }
 
 impl std::fmt::Debug for StackConfig {
@@ -106,6 +109,7 @@ impl StackConfig {
             seed: 0x5157_4143_4b00_0001,
             busy_poll_us: 50,
             workload: crate::workload::Policy::default(),
+            workload_board: None,
         }
     }
 

@@ -20,7 +20,9 @@ use std::thread::ThreadId;
 use crossbeam_queue::SegQueue;
 use sixstack_drivers::wait::Doorbell;
 
-use crate::workload::{Levels, Policy, RunawayAction, Summary, TaskLoad, Verdict};
+use crate::workload::board::{ServiceLoad, ShardLoad, TaskView, BUSIEST};
+use crate::workload::{groups, Levels, Policy, Registry, RunawayAction, ServiceId, Summary};
+use crate::workload::{TaskLoad, Verdict};
 
 /// The priority of a task nothing else gave one (mixed work, in the managed range).
 pub const DEFAULT_PRIORITY: u8 = 100;
@@ -37,6 +39,8 @@ pub(crate) struct Running {
     pub(crate) now: Cell<u8>,
     /// Bytes its sockets moved during this poll.
     pub(crate) moved: Cell<u64>,
+    /// Its service (what a task it spawns belongs to).
+    pub(crate) service: Cell<ServiceId>,
 }
 
 impl Default for Running {
@@ -45,6 +49,7 @@ impl Default for Running {
             initial: Cell::new(DEFAULT_PRIORITY),
             now: Cell::new(DEFAULT_PRIORITY),
             moved: Cell::new(0),
+            service: Cell::new(ServiceId::default()),
         }
     }
 }
@@ -92,6 +97,28 @@ struct Slot {
     task: Option<LocalFuture>,
     waker: Option<Arc<TaskWaker>>,
     load: TaskLoad,
+    service: ServiceId,
+    group: Option<u16>,
+    /// The `run_ready` call that last polled it.
+    ran: u64,
+}
+
+/// What a new task is: its priority and the service it belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Spawn {
+    pub(crate) priority: u8,
+    pub(crate) service: ServiceId,
+}
+
+/// What the tasks of one service that ended did (kept for its velocity and totals).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ended {
+    tasks: u64,
+    using: u64,
+    delayed: u64,
+    work: u64,
+    changes: u64,
+    runaways: u64,
 }
 
 /// Runs the tasks of one shard.
@@ -106,6 +133,16 @@ pub(crate) struct Executor {
     summary: Summary,
     /// See [`Executor::top_active`].
     top_active: u8,
+    /// Per service, its ended tasks.
+    ended: Vec<Ended>,
+    /// The performance group dispatched first this interval.
+    boosted: Option<u16>,
+    /// Per group, its live tasks and the velocity of the last interval.
+    group_view: Vec<(u64, Option<f64>)>,
+    /// The tasks that did the most work in the last interval, with that work.
+    busiest: Vec<(u32, u64)>,
+    /// `run_ready` calls so far.
+    calls: u64,
 }
 
 /// What the end of an interval did to one task (for the shard's log).
@@ -143,12 +180,42 @@ impl Executor {
             policy: Policy::default(),
             summary: Summary::default(),
             top_active: 0,
+            ended: Vec::new(),
+            boosted: None,
+            group_view: Vec::new(),
+            busiest: Vec::new(),
+            calls: 0,
         }
     }
 
-    /// The workload manager's thresholds from now on.
+    /// The workload manager's thresholds from now on. Switching the manager off puts every
+    /// task back at the priority it was given (and ends group dispatching), so "off" means
+    /// the configured priorities, whatever the manager had done.
     pub(crate) fn set_policy(&mut self, policy: Policy) {
+        let switched_off = self.policy.enabled && !policy.enabled;
         self.policy = policy;
+        if switched_off {
+            self.boosted = None;
+            for slot in self.slots.iter_mut().filter(|s| s.task.is_some()) {
+                slot.load.priority = slot.load.initial;
+            }
+            let queued: Vec<_> = std::iter::from_fn(|| self.levels.pop()).collect();
+            for (_, (slot, generation)) in queued {
+                if let Some(entry) = self.slots.get(slot as usize) {
+                    self.levels.push(entry.load.priority, (slot, generation));
+                }
+            }
+        }
+    }
+
+    /// The priority a task is dispatched (and its frames ranked) at: its own, lifted when
+    /// its performance group goes first this interval.
+    fn dispatch(policy: &Policy, boosted: Option<u16>, slot: &Slot) -> u8 {
+        if boosted.is_some() && slot.group == boosted {
+            groups::lifted(policy, slot.load.priority)
+        } else {
+            slot.load.priority
+        }
     }
 
     /// The thresholds in force.
@@ -167,22 +234,120 @@ impl Executor {
         &self.summary
     }
 
+    /// The manager's report: per service (live and ended tasks), per performance group (the
+    /// last interval), the busiest live tasks of the last interval.
+    pub(crate) fn load(&self, registry: &Registry) -> ShardLoad {
+        let mut services: Vec<ServiceLoad> = registry
+            .services
+            .iter()
+            .map(|(name, group)| ServiceLoad {
+                name: name.clone(),
+                group: group
+                    .and_then(|g| registry.groups.get(usize::from(g)))
+                    .cloned(),
+                ..ServiceLoad::default()
+            })
+            .collect();
+        for (i, e) in self.ended.iter().enumerate() {
+            if let Some(s) = services.get_mut(i) {
+                s.ended = e.tasks;
+                s.using = e.using;
+                s.delayed = e.delayed;
+                s.work = e.work;
+                s.changes = e.changes;
+                s.runaways = e.runaways;
+            }
+        }
+        for slot in self.slots.iter().filter(|s| s.task.is_some()) {
+            let Some(s) = services.get_mut(usize::from(slot.service.0)) else {
+                continue;
+            };
+            let l = &slot.load;
+            s.live += 1;
+            s.using += l.using;
+            s.delayed += l.delayed;
+            s.work += l.total_work;
+            s.changes += u64::from(l.changes);
+            s.runaways += u64::from(l.runaways);
+            s.priorities = Some(match s.priorities {
+                None => (l.priority, l.priority),
+                Some((lo, hi)) => (lo.min(l.priority), hi.max(l.priority)),
+            });
+        }
+        // Services with nothing to say (no task ever) are left out.
+        services.retain(|s| s.live + s.ended > 0);
+        let groups = registry
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                let (live, velocity) = self.group_view.get(i).copied().unwrap_or((0, None));
+                crate::workload::GroupLoad {
+                    name: name.clone(),
+                    live,
+                    velocity,
+                    boosted: self.boosted == Some(i as u16),
+                }
+            })
+            .collect();
+        let busiest = self
+            .busiest
+            .iter()
+            .filter_map(|&(task, work)| {
+                let slot = self.slots.get(task as usize).filter(|s| s.task.is_some())?;
+                Some(TaskView {
+                    task,
+                    service: registry.name_of(slot.service.0).to_string(),
+                    priority: slot.load.priority,
+                    initial: slot.load.initial,
+                    work,
+                    total: slot.load.total_work,
+                    velocity: slot.load.velocity(),
+                })
+            })
+            .collect();
+        ShardLoad {
+            services,
+            groups,
+            busiest,
+            summary: self.summary.clone(),
+            ..ShardLoad::default()
+        }
+    }
+
     /// The end of a workload interval: every live task's sample (delayed or not) and the
     /// rules applied to its priority; the tasks that moved or ran away. A runaway whose
     /// action is abort is ended here (its sockets close as it is dropped).
-    pub(crate) fn end_interval(&mut self) -> Vec<Moved> {
+    pub(crate) fn end_interval(&mut self, groups_named: usize) -> Vec<Moved> {
         let mut moved = Vec::new();
+        self.busiest.clear();
         let mut top = 0;
+        let mut samples = vec![(0u64, 0u64); groups_named];
+        let mut live = vec![0u64; groups_named];
         for (i, slot) in self.slots.iter_mut().enumerate() {
             if slot.task.is_none() {
                 continue;
             }
             let work = slot.load.interval_work;
-            if work > 0 && slot.load.priority != crate::workload::rules::HOUSEKEEPING_HIGH {
-                top = top.max(slot.load.priority);
+            if work > 0 {
+                self.busiest.push((i as u32, work));
+            }
+            let dispatch = Self::dispatch(&self.policy, self.boosted, slot);
+            if work > 0 && dispatch != crate::workload::rules::HOUSEKEEPING_HIGH {
+                top = top.max(dispatch);
             }
             let starved = slot.load.starved;
             slot.load.sample(starved);
+            if let Some(g) = slot.group.and_then(|g| samples.get_mut(usize::from(g))) {
+                if starved {
+                    g.1 += 1;
+                } else {
+                    g.0 += 1;
+                }
+            }
+            if let Some(n) = slot.group.and_then(|g| live.get_mut(usize::from(g))) {
+                *n += 1;
+            }
             let verdict = self.policy.end_interval(&mut slot.load);
             if verdict != Verdict::Unchanged {
                 moved.push(Moved {
@@ -193,12 +358,30 @@ impl Executor {
             }
         }
         self.top_active = top;
-        if !moved.is_empty() {
+        if self.busiest.len() > BUSIEST {
+            self.busiest
+                .select_nth_unstable_by_key(BUSIEST - 1, |&(_, w)| std::cmp::Reverse(w));
+            self.busiest.truncate(BUSIEST);
+        }
+        self.busiest.sort_by_key(|&(_, w)| std::cmp::Reverse(w));
+        let boosted = if self.policy.enabled {
+            groups::slowest(&samples).map(|g| g as u16)
+        } else {
+            None
+        };
+        self.group_view = samples
+            .iter()
+            .zip(&live)
+            .map(|(&(u, d), &n)| (n, crate::workload::board::velocity(u, d)))
+            .collect();
+        if !moved.is_empty() || boosted != self.boosted {
+            self.boosted = boosted;
             // Tasks already queued move to their new levels.
             let queued: Vec<_> = std::iter::from_fn(|| self.levels.pop()).collect();
             for (_, (slot, generation)) in queued {
                 if let Some(entry) = self.slots.get(slot as usize) {
-                    self.levels.push(entry.load.priority, (slot, generation));
+                    let p = Self::dispatch(&self.policy, self.boosted, entry);
+                    self.levels.push(p, (slot, generation));
                 }
             }
         }
@@ -225,6 +408,18 @@ impl Executor {
         }
         entry.waker = None;
         self.summary.record(&self.policy, &entry.load);
+        let i = usize::from(entry.service.0);
+        if self.ended.len() <= i {
+            self.ended.resize(i + 1, Ended::default());
+        }
+        let e = &mut self.ended[i];
+        let l = &entry.load;
+        e.tasks += 1;
+        e.using += l.using;
+        e.delayed += l.delayed;
+        e.work += l.total_work;
+        e.changes += u64::from(l.changes);
+        e.runaways += u64::from(l.runaways);
         self.free.push(slot);
         self.live -= 1;
     }
@@ -237,8 +432,10 @@ impl Executor {
         }
     }
 
-    /// Adds a task at `priority` and queues it for its first poll.
-    pub(crate) fn insert(&mut self, priority: u8, task: LocalFuture) {
+    /// Adds a task of service `spawn.service` (in performance group `group`) at
+    /// `spawn.priority` and queues it for its first poll.
+    pub(crate) fn insert(&mut self, spawn: Spawn, group: Option<u16>, task: LocalFuture) {
+        let Spawn { priority, service } = spawn;
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -247,12 +444,17 @@ impl Executor {
                     task: None,
                     waker: None,
                     load: TaskLoad::new(priority),
+                    service,
+                    group,
+                    ran: 0,
                 });
                 (self.slots.len() - 1) as u32
             }
         };
-        self.slots[slot as usize].load = TaskLoad::new(priority);
         let entry = &mut self.slots[slot as usize];
+        entry.load = TaskLoad::new(priority);
+        entry.service = service;
+        entry.group = group;
         entry.generation = entry.generation.wrapping_add(1);
         let waker = Arc::new(TaskWaker {
             slot,
@@ -281,7 +483,8 @@ impl Executor {
         while let Some((slot, generation)) = self.ready.queue.pop() {
             if let Some(entry) = self.slots.get(slot as usize) {
                 if entry.generation == generation && entry.task.is_some() {
-                    self.levels.push(entry.load.priority, (slot, generation));
+                    let p = Self::dispatch(&self.policy, self.boosted, entry);
+                    self.levels.push(p, (slot, generation));
                 }
             }
         }
@@ -294,6 +497,7 @@ impl Executor {
     /// the budget is spent were passed over: the manager raises them.
     pub(crate) fn run_ready(&mut self, budget: usize, running: &Running) -> usize {
         let mut polled = 0;
+        self.calls = self.calls.wrapping_add(1);
         while polled < budget {
             self.collect();
             let Some((_, (slot, generation))) = self.levels.pop() else {
@@ -305,6 +509,7 @@ impl Executor {
             if entry.generation != generation {
                 continue;
             }
+            let dispatch = Self::dispatch(&self.policy, self.boosted, entry);
             let (Some(task), Some(arc)) = (entry.task.as_mut(), entry.waker.as_ref()) else {
                 continue;
             };
@@ -312,22 +517,29 @@ impl Executor {
             let waker = Waker::from(arc.clone());
             let mut cx = Context::from_waker(&waker);
             polled += 1;
+            entry.ran = self.calls;
             running.initial.set(entry.load.initial);
-            running.now.set(entry.load.priority);
+            running.now.set(dispatch);
             running.moved.set(0);
+            running.service.set(entry.service);
             let done = task.as_mut().poll(&mut cx).is_ready();
             entry.load.worked_units(work_units(running.moved.get()));
             running.initial.set(DEFAULT_PRIORITY);
             running.now.set(DEFAULT_PRIORITY);
+            running.service.set(ServiceId::default());
             if done {
                 self.finish(slot);
             }
         }
         if polled >= budget {
+            // Passed over: ready and not run in this call (a task that ran and woke itself
+            // again had its turn).
             self.collect();
             for &(slot, _) in self.levels.iter() {
                 if let Some(entry) = self.slots.get_mut(slot as usize) {
-                    entry.load.starved = true;
+                    if entry.ran != self.calls {
+                        entry.load.starved = true;
+                    }
                 }
             }
         }
@@ -402,6 +614,13 @@ pub(crate) fn with_join<F: Future + 'static>(fut: F) -> (LocalFuture, JoinHandle
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    fn sp(priority: u8) -> Spawn {
+        Spawn {
+            priority,
+            service: ServiceId::default(),
+        }
+    }
     use std::cell::Cell;
 
     #[test]
@@ -412,7 +631,8 @@ mod tests {
         for i in 0..3 {
             let o = order.clone();
             ex.insert(
-                DEFAULT_PRIORITY,
+                sp(DEFAULT_PRIORITY),
+                None,
                 Box::pin(async move { o.borrow_mut().push(i) }),
             );
         }
@@ -431,7 +651,8 @@ mod tests {
         let polls = Rc::new(Cell::new(0));
         let (s, p) = (slot.clone(), polls.clone());
         ex.insert(
-            DEFAULT_PRIORITY,
+            sp(DEFAULT_PRIORITY),
+            None,
             Box::pin(std::future::poll_fn(move |cx| {
                 p.set(p.get() + 1);
                 if p.get() < 2 {
@@ -467,19 +688,102 @@ mod tests {
     }
 
     #[test]
+    fn the_slowest_group_goes_first_and_the_report_names_services() {
+        let bell = Arc::new(Doorbell::new().unwrap());
+        let mut ex = Executor::new(bell);
+        let mut reg = Registry::default();
+        let bulk = reg.register("discard tcp/9", Some("bulk")).unwrap();
+        let short = reg.register("echo tcp/7", Some("short")).unwrap();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let at = |priority, service| Spawn { priority, service };
+        ex.insert(
+            at(110, bulk),
+            reg.group_of(bulk),
+            busy('b', 50, log.clone()),
+        );
+        ex.insert(
+            at(100, short),
+            reg.group_of(short),
+            busy('s', 50, log.clone()),
+        );
+        let running = Running::default();
+        // One poll a round: the bulk task (higher) always runs, the short one waits.
+        for _ in 0..3 {
+            ex.run_ready(1, &running);
+        }
+        assert_eq!(*log.borrow(), vec!['b'; 3]);
+        ex.end_interval(reg.groups.len());
+        let load = ex.load(&reg);
+        let short_group = load.groups.iter().find(|g| g.name == "short").unwrap();
+        assert!(short_group.boosted, "{load:?}");
+        assert_eq!(short_group.velocity, Some(0.0));
+        let bulk_group = load.groups.iter().find(|g| g.name == "bulk").unwrap();
+        assert!(!bulk_group.boosted);
+        assert_eq!(bulk_group.velocity, Some(100.0));
+        // Dispatched first now, although its own priority (101 after its promotion) is
+        // still below the other's.
+        log.borrow_mut().clear();
+        ex.run_ready(1, &running);
+        assert_eq!(*log.borrow(), vec!['s']);
+        assert_eq!(running.now.get(), DEFAULT_PRIORITY, "reset after the poll");
+        let names: Vec<_> = load.services.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, vec!["discard tcp/9", "echo tcp/7"]);
+        let echo = &load.services[1];
+        assert_eq!((echo.live, echo.delayed, echo.using), (1, 1, 0));
+        assert_eq!(echo.velocity(), Some(0.0));
+        assert_eq!(load.busiest.first().map(|t| t.work), Some(3));
+        assert_eq!(
+            load.busiest.first().map(|t| t.service.as_str()),
+            Some("discard tcp/9")
+        );
+    }
+
+    #[test]
+    fn switching_the_manager_off_restores_the_given_priorities() {
+        let bell = Arc::new(Doorbell::new().unwrap());
+        let mut ex = Executor::new(bell);
+        ex.set_policy(Policy {
+            cicsint: 2,
+            ..Policy::default()
+        });
+        let log = Rc::new(RefCell::new(Vec::new()));
+        ex.insert(sp(100), None, busy('h', 20, log.clone()));
+        let running = Running::default();
+        ex.run_ready(5, &running);
+        ex.end_interval(0);
+        assert_eq!(ex.slots[0].load.priority, 99, "demoted");
+        ex.set_policy(Policy {
+            enabled: false,
+            ..Policy::default()
+        });
+        assert_eq!(ex.slots[0].load.priority, 100, "back where it was given");
+        ex.run_ready(1, &running);
+        assert_eq!(log.borrow().len(), 6, "still queued, still runs");
+    }
+
+    #[test]
+    fn work_units_count_polls_and_kibibytes() {
+        assert_eq!(work_units(0), 1);
+        assert_eq!(work_units(1024), 1);
+        assert_eq!(work_units(1025), 2);
+        assert_eq!(work_units(64 * 1024), 64);
+    }
+
+    #[test]
     fn higher_priority_runs_first_and_spawns_inherit_the_given_priority() {
         let bell = Arc::new(Doorbell::new().unwrap());
         let mut ex = Executor::new(bell);
         let log = Rc::new(RefCell::new(Vec::new()));
-        ex.insert(100, busy('m', 2, log.clone()));
-        ex.insert(20, busy('l', 2, log.clone()));
-        ex.insert(200, busy('h', 2, log.clone()));
+        ex.insert(sp(100), None, busy('m', 2, log.clone()));
+        ex.insert(sp(20), None, busy('l', 2, log.clone()));
+        ex.insert(sp(200), None, busy('h', 2, log.clone()));
         let seen = Rc::new(Cell::new(0));
         let s = seen.clone();
         let current = Rc::new(Running::default());
         let c = current.clone();
         ex.insert(
-            180,
+            sp(180),
+            None,
             Box::pin(async move {
                 s.set(c.initial.get());
             }),
@@ -504,13 +808,13 @@ mod tests {
             ..Policy::default()
         });
         let log = Rc::new(RefCell::new(Vec::new()));
-        ex.insert(101, busy('b', 1000, log.clone()));
-        ex.insert(100, busy('s', 1000, log.clone()));
+        ex.insert(sp(101), None, busy('b', 1000, log.clone()));
+        ex.insert(sp(100), None, busy('s', 1000, log.clone()));
         let current = Running::default();
         // A budget the bulk task uses up: s is passed over.
         ex.run_ready(10, &current);
         assert!(log.borrow().iter().all(|&c| c == 'b'));
-        let moved = ex.end_interval();
+        let moved = ex.end_interval(0);
         let verdicts: Vec<_> = moved.iter().map(|m| (m.task, m.work, m.verdict)).collect();
         assert_eq!(
             verdicts,
@@ -541,11 +845,11 @@ mod tests {
             ..Policy::default()
         });
         let log = Rc::new(RefCell::new(Vec::new()));
-        ex.insert(100, busy('r', 1000, log.clone()));
-        ex.insert(100, busy('q', 2, log.clone()));
+        ex.insert(sp(100), None, busy('r', 1000, log.clone()));
+        ex.insert(sp(100), None, busy('q', 2, log.clone()));
         ex.run_ready(10, &Running::default());
         assert_eq!(ex.live(), 1, "q finished");
-        let moved = ex.end_interval();
+        let moved = ex.end_interval(0);
         assert!(matches!(
             moved[0].verdict,
             Verdict::Runaway {

@@ -19,6 +19,7 @@ use crate::executor::{with_join, JoinHandle, LocalFuture};
 use crate::flow::FlowKey;
 use crate::sockets::{Sets, Sock};
 use crate::timer::{Sleep, Timers};
+use crate::workload::ServiceId;
 use crate::StackConfig;
 
 /// Counters a shard keeps about its sockets and tasks.
@@ -257,7 +258,9 @@ pub(crate) struct Inner {
     pub(crate) core: RefCell<Core>,
     pub(crate) now: Cell<Instant>,
     pub(crate) timers: RefCell<Timers>,
-    pub(crate) spawned: RefCell<Vec<(u8, LocalFuture)>>,
+    pub(crate) spawned: RefCell<Vec<(crate::executor::Spawn, LocalFuture)>>,
+    /// The services and performance groups of the shard's tasks.
+    pub(crate) registry: RefCell<crate::workload::Registry>,
     /// The task being polled: its priorities and the bytes it moves.
     pub(crate) running: crate::executor::Running,
     pub(crate) config: StackConfig,
@@ -352,8 +355,33 @@ impl Net {
     /// managed range). [`Net::spawn`] starts a task at the priority its spawner was given:
     /// a listener started at a service's priority hands it to each connection's task.
     pub fn spawn_at<F: Future + 'static>(&self, priority: u8, fut: F) -> JoinHandle<F::Output> {
+        self.spawn_service(self.inner.running.service.get(), priority, fut)
+    }
+
+    /// Names a service (and its performance group) on this shard for the workload
+    /// manager's report and group dispatching; registering a name again gives the same
+    /// service. Beyond 65 535 names, tasks are counted under "other" (and a warning said).
+    pub fn register_service(&self, name: &str, group: Option<&str>) -> ServiceId {
+        match self.inner.registry.borrow_mut().register(name, group) {
+            Ok(id) => id,
+            Err(e) => {
+                log::warn!("workload: service {name}: {e}; counted under \"other\"");
+                crate::workload::registry::UNNAMED
+            }
+        }
+    }
+
+    /// Spawns a task of `service` at `priority`; the tasks it spawns belong to the same
+    /// service.
+    pub fn spawn_service<F: Future + 'static>(
+        &self,
+        service: ServiceId,
+        priority: u8,
+        fut: F,
+    ) -> JoinHandle<F::Output> {
         let (task, handle) = with_join(fut);
-        self.inner.spawned.borrow_mut().push((priority, task));
+        let spawn = crate::executor::Spawn { priority, service };
+        self.inner.spawned.borrow_mut().push((spawn, task));
         self.core().counters.tasks_spawned += 1;
         handle
     }

@@ -135,6 +135,12 @@ pub struct Shard<L: Link> {
     last_reap: Instant,
     /// When the workload manager's current interval ends.
     next_interval: Instant,
+    /// The workload board and this shard's slot on it, and the policy generation taken.
+    board: Option<(
+        Arc<crate::workload::Board>,
+        Arc<Mutex<crate::workload::ShardLoad>>,
+    )>,
+    policy_seen: u64,
     /// Frames of connections ranked below this priority go to the deferred lane (0: none).
     ingress_cut: u8,
     lane: crate::lane::Lane,
@@ -242,7 +248,17 @@ impl<L: Link> Shard<L> {
             None => Arc::new(Doorbell::new().map_err(|e| AddressError::Mac(e.to_string()))?),
         };
         let mut executor = Executor::new(bell.clone());
-        executor.set_policy(config.workload.clone());
+        // With a board, its policy is the one in force (changed there at run time).
+        let board = config
+            .workload_board
+            .as_ref()
+            .map(|b| (b.clone(), b.attach()));
+        let policy_seen = board.as_ref().map_or(0, |(b, _)| b.generation());
+        executor.set_policy(
+            board
+                .as_ref()
+                .map_or_else(|| config.workload.clone(), |(b, _)| b.policy()),
+        );
         let caps = link.capabilities();
         let span = (EPHEMERAL.end() - EPHEMERAL.start()) as u64;
         let first_port = EPHEMERAL.start() + (config.seed % span) as u16;
@@ -274,6 +290,7 @@ impl<L: Link> Shard<L> {
             now: std::cell::Cell::new(now),
             timers: std::cell::RefCell::new(Timers::default()),
             spawned: std::cell::RefCell::new(Vec::new()),
+            registry: std::cell::RefCell::new(Default::default()),
             running: crate::executor::Running::default(),
             config,
             draining: std::cell::Cell::new(false),
@@ -310,6 +327,8 @@ impl<L: Link> Shard<L> {
             last_reap: now,
             next_interval: now,
             ingress_cut: 0,
+            board,
+            policy_seen,
             lane: crate::lane::Lane::default(),
         })
     }
@@ -379,6 +398,13 @@ impl<L: Link> Shard<L> {
     /// The workload manager's interval ends: priorities move, runaways are reported.
     fn end_workload_interval(&mut self, now: Instant) {
         use crate::workload::{RunawayAction, Verdict};
+        if let Some((board, _)) = &self.board {
+            if let Some((generation, policy)) = board.newer(self.policy_seen) {
+                self.policy_seen = generation;
+                log::info!("workload: policy now {policy}");
+                self.executor.set_policy(policy);
+            }
+        }
         let interval = self.executor.policy().interval;
         self.next_interval =
             now + smoltcp::time::Duration::from_micros(interval.as_micros() as u64);
@@ -386,7 +412,8 @@ impl<L: Link> Shard<L> {
             let p = self.executor.policy();
             p.runaway.saturating_mul(p.cicsint)
         };
-        let moved = self.executor.end_interval();
+        let groups = self.net.inner.registry.borrow().groups.len();
+        let moved = self.executor.end_interval(groups);
         self.ingress_cut = if self.executor.policy().enabled {
             self.executor.top_active()
         } else {
@@ -418,6 +445,15 @@ impl<L: Link> Shard<L> {
                         m.work
                     );
                 }
+            }
+        }
+        if let Some((_, slot)) = &self.board {
+            let mut load = self.executor.load(&self.net.inner.registry.borrow());
+            load.shard = self.net.inner.core.borrow().shard;
+            load.ingress_cut = self.ingress_cut;
+            load.frames_deferred = self.lane.deferred;
+            if let Ok(mut g) = slot.lock() {
+                *g = load;
             }
         }
     }
@@ -537,8 +573,10 @@ impl<L: Link> Shard<L> {
             // Most rounds spawn nothing: no allocation for them.
             if !self.net.inner.spawned.borrow().is_empty() {
                 let spawned: Vec<_> = self.net.inner.spawned.borrow_mut().drain(..).collect();
-                for (priority, t) in spawned {
-                    self.executor.insert(priority, t);
+                let registry = self.net.inner.registry.borrow();
+                for (spawn, t) in spawned {
+                    let group = registry.group_of(spawn.service);
+                    self.executor.insert(spawn, group, t);
                 }
             }
             if polled >= TASK_BUDGET || !self.executor.has_ready() {

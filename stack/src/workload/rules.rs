@@ -77,6 +77,29 @@ impl Default for Policy {
     }
 }
 
+impl std::fmt::Display for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let action = match self.action {
+            RunawayAction::Log => "log",
+            RunawayAction::Demote => "demote",
+            RunawayAction::Abort => "abort",
+        };
+        write!(
+            f,
+            "enabled={} cicsint={} prtymin={} prtymax={} runaway={} runaway_action={action} \
+             trivial={} interval_ms={} step={}",
+            self.enabled,
+            self.cicsint,
+            self.prtymin,
+            self.prtymax,
+            self.runaway,
+            self.trivial,
+            self.interval.as_millis(),
+            self.step
+        )
+    }
+}
+
 /// Why a policy was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PolicyError {
@@ -107,6 +130,54 @@ impl Policy {
             return Err(PolicyError::Interval);
         }
         Ok(())
+    }
+
+    /// This policy with `key` set to `value` (the names of the configuration's
+    /// `[workload]` table: `enabled`, `cicsint`, `prtymin`, `prtymax`, `runaway`,
+    /// `runaway_action`, `trivial`, `interval_ms`, `step`). The result is not checked as a
+    /// whole; see [`Policy::check`].
+    pub fn with(&self, key: &str, value: &str) -> Result<Policy, String> {
+        fn num<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
+            v.parse()
+                .map_err(|_| format!("{key}: {v:?} is not a number in range"))
+        }
+        let mut p = self.clone();
+        match key {
+            "enabled" => {
+                p.enabled = match value {
+                    "true" | "on" | "yes" => true,
+                    "false" | "off" | "no" => false,
+                    _ => return Err(format!("enabled: {value:?} is not true or false")),
+                }
+            }
+            "cicsint" => p.cicsint = num(key, value)?,
+            "prtymin" => p.prtymin = num(key, value)?,
+            "prtymax" => p.prtymax = num(key, value)?,
+            "runaway" => p.runaway = num(key, value)?,
+            "trivial" => p.trivial = num(key, value)?,
+            "step" => p.step = num(key, value)?,
+            "interval_ms" => p.interval = Duration::from_millis(num(key, value)?),
+            "runaway_action" => {
+                p.action = match value {
+                    "log" => RunawayAction::Log,
+                    "demote" => RunawayAction::Demote,
+                    "abort" => RunawayAction::Abort,
+                    _ => {
+                        return Err(format!(
+                            "runaway_action: {value:?} is not log, demote or abort"
+                        ))
+                    }
+                }
+            }
+            _ => {
+                let shown: String = key.chars().take(40).collect();
+                return Err(format!(
+                    "unknown setting {shown:?}; settings: enabled, cicsint, prtymin, prtymax, \
+                     runaway, runaway_action, trivial, interval_ms, step"
+                ));
+            }
+        }
+        Ok(p)
     }
 
     /// Whether `priority` is in the managed range.
@@ -255,6 +326,31 @@ impl TaskLoad {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_by_name_and_their_errors() {
+        let p = Policy::default();
+        let q = p
+            .with("cicsint", "4000")
+            .and_then(|q| q.with("enabled", "off"))
+            .and_then(|q| q.with("runaway_action", "abort"))
+            .and_then(|q| q.with("interval_ms", "50"))
+            .unwrap();
+        assert_eq!(q.cicsint, 4000);
+        assert!(!q.enabled);
+        assert_eq!(q.action, RunawayAction::Abort);
+        assert_eq!(q.interval, Duration::from_millis(50));
+        assert!(p.with("prtymin", "300").unwrap_err().contains("prtymin"));
+        assert!(p.with("cicsint", "-1").is_err());
+        assert!(p.with("enabled", "maybe").is_err());
+        assert!(p
+            .with("speed", "1")
+            .unwrap_err()
+            .contains("unknown setting"));
+        let shown = q.to_string();
+        assert!(shown.contains("enabled=false cicsint=4000"), "{shown}");
+        assert!(shown.contains("runaway_action=abort"), "{shown}");
+    }
 
     fn heavy(p: &Policy, t: &mut TaskLoad, units: u64) -> Verdict {
         for _ in 0..units {
