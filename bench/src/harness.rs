@@ -7,7 +7,10 @@
 //! the FTP workloads sixstack's FTP server with vsftpd ([`ftp`]).
 
 mod ftp;
+mod mix;
 mod proxy;
+
+pub use mix::{render_mix_markdown, run_mix, MixPlan};
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -861,26 +864,8 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
         }
     }
     drop(session);
-    let host = sh(&mut Command::new("hostname")).unwrap_or_default();
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_default();
-    let kernel = sh(Command::new("uname").arg("-r")).unwrap_or_default();
     let all = json!({
-        "machine": {
-            "host": host.trim(),
-            "cpu": cpu_model,
-            "cores": std::fs::read_to_string("/proc/cpuinfo")
-                .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
-                .unwrap_or(1),
-            "kernel": kernel.trim(),
-        },
+        "machine": machine(),
         "secs": plan.secs,
         "rounds": plan.rounds,
         "pinning": "servers on core 1, clients (and the proxies' backends) on core 0",
@@ -902,6 +887,29 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
     )
     .map_err(|e| format!("{}: {e}", plan.out.display()))?;
     Ok(all)
+}
+
+/// The machine a run was made on: host, CPU model, cores, kernel.
+fn machine() -> Value {
+    let host = sh(&mut Command::new("hostname")).unwrap_or_default();
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_default();
+    let kernel = sh(Command::new("uname").arg("-r")).unwrap_or_default();
+    json!({
+        "host": host.trim(),
+        "cpu": cpu_model,
+        "cores": std::fs::read_to_string("/proc/cpuinfo")
+            .map(|c| c.lines().filter(|l| l.starts_with("processor")).count())
+            .unwrap_or(1),
+        "kernel": kernel.trim(),
+    })
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {

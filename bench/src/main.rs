@@ -46,6 +46,10 @@ enum Cmd {
     Run(RunArgs),
     /// Turns raw results into bench/results/<date>-<host>.md + .json + .svg.
     Report(ReportArgs),
+    /// The workload manager's benchmark: 1 KiB transactions beside bulk uploads on one
+    /// shard, the manager off, on, and the kernel's stack; writes
+    /// bench/results/<date>-<host>-mix.md + .json (needs root).
+    Mix(MixArgs),
     /// FTP transfers with curl (RETR to /dev/null or STOR of a local file), in parallel
     /// streams, plain or explicit FTPS.
     Ftp(FtpArgs),
@@ -132,6 +136,34 @@ struct OpenLoopArgs {
     /// its core).
     #[arg(long)]
     sleep: bool,
+}
+
+#[derive(Debug, Args)]
+struct MixArgs {
+    /// Rounds (each runs every mode once; medians are reported).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Measured seconds per run.
+    #[arg(long, default_value_t = 5.0)]
+    secs: f64,
+    /// Warmup seconds per run.
+    #[arg(long, default_value_t = 1.0)]
+    warmup: f64,
+    /// Probe requests per second.
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Bulk streams.
+    #[arg(long, default_value_t = 4)]
+    streams: usize,
+    /// The workload manager's `cicsint` (see the README).
+    #[arg(long, default_value_t = 2000)]
+    cicsint: u64,
+    /// The sixstack binary (default: beside this one).
+    #[arg(long)]
+    sixstack: Option<std::path::PathBuf>,
+    /// Where the report goes.
+    #[arg(long, default_value = "bench/results")]
+    dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -427,6 +459,49 @@ fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn bench_mix(a: MixArgs) -> Result<ExitCode, String> {
+    use sixstack_bench::harness;
+    let me = std::env::current_exe().map_err(|e| e.to_string())?;
+    let sixstack = a.sixstack.unwrap_or_else(|| me.with_file_name("sixstack"));
+    if !sixstack.exists() {
+        return Err(format!(
+            "{} not found: build it (cargo build --release) or pass --sixstack",
+            sixstack.display()
+        ));
+    }
+    let date = std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "today".into());
+    let host = std::process::Command::new("hostname")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "host".into());
+    let stem = a.dir.join(format!("{date}-{host}-mix"));
+    let raw = harness::run_mix(&harness::MixPlan {
+        sixstack,
+        me,
+        rounds: a.rounds.max(1),
+        secs: a.secs,
+        warmup: a.warmup,
+        rate: a.rate,
+        streams: a.streams.max(1),
+        cicsint: a.cicsint,
+        out: stem.with_extension("json"),
+    })?;
+    let md = harness::render_mix_markdown(&raw);
+    let path = stem.with_extension("md");
+    std::fs::write(&path, &md).map_err(|e| format!("{}: {e}", path.display()))?;
+    print!("{md}");
+    eprintln!(
+        "wrote {} and {}",
+        path.display(),
+        stem.with_extension("json").display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn bench_report(a: ReportArgs) -> Result<ExitCode, String> {
     use sixstack_bench::harness;
     let text =
@@ -506,6 +581,7 @@ fn main() -> ExitCode {
             .map(|r| print_report(&r, a.common.json)),
         Cmd::Run(a) => bench_run(a),
         Cmd::Report(a) => bench_report(a),
+        Cmd::Mix(a) => bench_mix(a),
         Cmd::Ftp(a) => resolve(&a.common.target).and_then(|target| {
             let op = match a.op.as_str() {
                 "retr" => sixstack_bench::ftp::FtpOp::Retr,

@@ -118,6 +118,26 @@ fn pinned_owner(core: &Core, key: &FlowKey) -> Option<u32> {
     owners.get(i).copied().filter(|&s| s != core.shard)
 }
 
+/// Feeds a frame of an established connection straight to the socket set its flow table
+/// entry names (what [`steer`] decides for such a frame, without deciding again).
+pub(crate) fn feed<T: TxToken>(
+    core: &mut Core,
+    caps: &DeviceCapabilities,
+    frame: &[u8],
+    tx: T,
+    now: Instant,
+    set: u32,
+) {
+    let mut dev = OneFrame {
+        frame: Some(frame),
+        tx: Some(tx),
+        caps: caps.clone(),
+    };
+    core.sockets.mark(set);
+    let Core { iface, sockets, .. } = &mut *core;
+    let _ = iface.poll_ingress_single(now, &mut dev, sockets.set_mut(set));
+}
+
 /// Steers one frame: feeds it to smoltcp with `tx` for the reply, or hands it over.
 /// Returns true when it was handed over. Time spent handing over or copying to other
 /// shards (the serialized work of the NP ratio) is added to `np_ns`; the local path reads

@@ -9,8 +9,6 @@
 
 use std::collections::VecDeque;
 
-use crate::flow::FlowKey;
-
 /// Frames the lane holds at most; with a full lane the shard stops taking frames from the
 /// ring (the ring holds the rest, as it would with no lane).
 pub(crate) const LANE_FRAMES: usize = 4096;
@@ -21,10 +19,13 @@ const SPARE: usize = 256;
 /// The queue of deferred frames.
 #[derive(Debug, Default)]
 pub(crate) struct Lane {
-    frames: VecDeque<(Vec<u8>, FlowKey)>,
+    frames: VecDeque<(Vec<u8>, Option<u32>)>,
     spare: Vec<Vec<u8>>,
-    /// Frames deferred in all (for the shard's statistics).
+    /// Frames deferred in all (for the shard's statistics); the position of the last one.
     pub(crate) deferred: u64,
+    /// Frames handed back in all: a flow whose last deferred frame is at a position above
+    /// this still has frames waiting.
+    pub(crate) done: u64,
 }
 
 impl Lane {
@@ -38,27 +39,36 @@ impl Lane {
         self.frames.len() >= LANE_FRAMES
     }
 
-    /// Copies `frame` of flow `key` to the back of the lane; false when it is full.
-    pub(crate) fn push(&mut self, frame: &[u8], key: FlowKey) -> bool {
+    /// Copies `frame` to the back of the lane, with the socket set of its connection if it
+    /// has one; its position, or `None` when the lane is full.
+    pub(crate) fn push(&mut self, frame: &[u8], set: Option<u32>) -> Option<u64> {
         if self.is_full() {
-            return false;
+            return None;
         }
         let mut buf = self.spare.pop().unwrap_or_default();
         buf.clear();
         buf.extend_from_slice(frame);
-        self.frames.push_back((buf, key));
+        self.frames.push_back((buf, set));
         self.deferred += 1;
-        true
+        Some(self.deferred)
     }
 
-    /// The oldest frame.
-    pub(crate) fn pop(&mut self) -> Option<(Vec<u8>, FlowKey)> {
-        self.frames.pop_front()
+    /// Whether a flow whose last deferred frame is at `last` still has frames waiting.
+    pub(crate) fn holds(&self, last: u64) -> bool {
+        last > self.done
+    }
+
+    /// The oldest frame (counted as handed back).
+    pub(crate) fn pop(&mut self) -> Option<(Vec<u8>, Option<u32>)> {
+        let f = self.frames.pop_front()?;
+        self.done += 1;
+        Some(f)
     }
 
     /// Puts a frame back at the front (it could not be handled this round).
-    pub(crate) fn unpop(&mut self, frame: Vec<u8>, key: FlowKey) {
-        self.frames.push_front((frame, key));
+    pub(crate) fn unpop(&mut self, frame: Vec<u8>, set: Option<u32>) {
+        self.done -= 1;
+        self.frames.push_front((frame, set));
     }
 
     /// Gives a handled frame's buffer back for reuse.
@@ -73,47 +83,38 @@ impl Lane {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::flow::Proto;
-    use smoltcp::wire::IpAddress;
-
-    fn key(port: u16) -> FlowKey {
-        FlowKey {
-            proto: Proto::Tcp,
-            local: IpAddress::v4(10, 0, 0, 2),
-            local_port: 9,
-            remote: IpAddress::v4(10, 0, 0, 1),
-            remote_port: port,
-        }
-    }
 
     #[test]
     fn first_in_first_out_bounded_and_buffers_reused() {
         let mut lane = Lane::default();
         for i in 0..LANE_FRAMES {
-            assert!(lane.push(&[i as u8; 60], key(i as u16)));
+            assert_eq!(
+                lane.push(&[i as u8; 60], Some(i as u32)),
+                Some(i as u64 + 1)
+            );
         }
         assert!(lane.is_full());
-        assert!(!lane.push(&[0; 60], key(0)), "a full lane refuses");
-        let (f, k) = lane.pop().unwrap();
-        assert_eq!((f[0], k.remote_port), (0, 0));
-        lane.unpop(f, k);
+        assert_eq!(lane.push(&[0; 60], None), None, "a full lane refuses");
+        assert!(lane.holds(1) && lane.holds(LANE_FRAMES as u64));
+        let (f, set) = lane.pop().unwrap();
+        assert_eq!((f[0], set), (0, Some(0)));
+        assert!(!lane.holds(1), "the first frame is handed back");
+        lane.unpop(f, set);
+        assert!(lane.holds(1), "put back: waiting again");
         let (f, _) = lane.pop().unwrap();
         assert_eq!(f[0], 0, "put back at the front");
-        let cap = f.capacity();
         lane.recycle(f);
-        assert!(lane.push(&[7; 10], key(1)));
+        assert_eq!(lane.push(&[7; 10], None), Some(LANE_FRAMES as u64 + 1));
         let mut last = None;
         while let Some((f, _)) = lane.pop() {
             last = Some(f);
         }
-        let last = last.unwrap();
         assert_eq!(
-            last,
+            last.unwrap(),
             vec![7; 10],
             "a reused buffer holds only the new frame"
         );
-        assert!(last.capacity() >= cap.min(10));
-        assert_eq!(lane.deferred, LANE_FRAMES as u64 + 1);
+        assert!(!lane.holds(LANE_FRAMES as u64 + 1));
         assert!(lane.is_empty());
     }
 }

@@ -79,9 +79,10 @@ pub(crate) struct FlowEntry {
     pub(crate) since: Instant,
     /// The priority of the task that last used the connection (its frames' rank).
     pub(crate) priority: u8,
-    /// Its frames waiting in the shard's deferred ingress lane (later ones queue behind
-    /// them, so a flow's frames are never reordered).
-    pub(crate) deferred: u32,
+    /// The lane position of its last frame put in the shard's deferred ingress lane: while
+    /// the lane has not handed that one back, later frames queue behind it (a flow's
+    /// frames are never reordered).
+    pub(crate) lane_last: u64,
 }
 
 impl FlowEntry {
@@ -91,7 +92,7 @@ impl FlowEntry {
             socket,
             since,
             priority: crate::executor::DEFAULT_PRIORITY,
-            deferred: 0,
+            lane_last: 0,
         }
     }
 }

@@ -20,7 +20,7 @@ use sixstack_drivers::{Link, LinkStats};
 
 use crate::executor::Executor;
 use crate::flow::{classify, Class};
-use crate::ingress::{steer, steer_classified, SteerCounters};
+use crate::ingress::{feed, steer, steer_classified, SteerCounters};
 use crate::mesh::{Handoff, MeshEnd};
 use crate::net::{Core, Inner, NetCounters, EPHEMERAL};
 use crate::timer::Timers;
@@ -492,7 +492,10 @@ impl<L: Link> Shard<L> {
             loop {
                 // The link's ring: frames of connections ranked below the cut are copied to
                 // the deferred lane, the rest handled now.
-                while inline < RX_BATCH && taken < RX_SWEEP {
+                // With the manager off (no cut) a lane left over drains before the ring is
+                // read again: the ring's frames arrived after the lane's.
+                let draining = cut == 0 && !self.lane.is_empty();
+                while !draining && inline < RX_BATCH && taken < RX_SWEEP {
                     if lanes && self.lane.is_full() {
                         break;
                     }
@@ -503,11 +506,23 @@ impl<L: Link> Shard<L> {
                     let lane = &mut self.lane;
                     let handled = rx.consume(|frame| {
                         let class = classify(frame);
-                        if let (true, Class::Tcp { key, .. }) = (lanes, class) {
+                        if let Class::Tcp {
+                            key,
+                            syn_only: false,
+                        } = class
+                        {
                             if let Some(e) = core.flows.get_mut(&key) {
-                                if (e.deferred > 0 || e.priority < cut) && lane.push(frame, key) {
-                                    e.deferred += 1;
-                                    return false;
+                                let set = e.socket.map(|s| s.set);
+                                if lanes && (lane.holds(e.lane_last) || e.priority < cut) {
+                                    if let Some(at) = lane.push(frame, set) {
+                                        e.lane_last = at;
+                                        return false;
+                                    }
+                                }
+                                // An established connection: no need to decide again.
+                                if let Some(set) = set {
+                                    feed(core, caps, frame, tx, now, set);
+                                    return true;
                                 }
                             }
                         }
@@ -527,17 +542,19 @@ impl<L: Link> Shard<L> {
                 }
                 let mut chunk = 0;
                 while chunk < LANE_CHUNK {
-                    let Some((frame, key)) = self.lane.pop() else {
+                    let Some((frame, set)) = self.lane.pop() else {
                         break;
                     };
                     let Some(tx) = self.link.transmit(now) else {
-                        self.lane.unpop(frame, key);
+                        self.lane.unpop(frame, set);
                         break;
                     };
-                    if let Some(e) = core.flows.get_mut(&key) {
-                        e.deferred = e.deferred.saturating_sub(1);
+                    match set {
+                        Some(set) => feed(core, caps, &frame, tx, now, set),
+                        None => {
+                            steer(core, mesh, counters, caps, &frame, tx, now, 0, &mut np);
+                        }
                     }
-                    steer(core, mesh, counters, caps, &frame, tx, now, 0, &mut np);
                     self.lane.recycle(frame);
                     chunk += 1;
                 }
