@@ -164,6 +164,9 @@ struct MixArgs {
     /// Where the report goes.
     #[arg(long, default_value = "bench/results")]
     dir: std::path::PathBuf,
+    /// Only render the report of an earlier run's raw results (JSON) to standard output.
+    #[arg(long, value_name = "JSON")]
+    report: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -461,6 +464,14 @@ fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
 
 fn bench_mix(a: MixArgs) -> Result<ExitCode, String> {
     use sixstack_bench::harness;
+    if let Some(input) = &a.report {
+        let text =
+            std::fs::read_to_string(input).map_err(|e| format!("{}: {e}", input.display()))?;
+        let raw: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", input.display()))?;
+        print!("{}", harness::render_mix_markdown(&raw));
+        return Ok(ExitCode::SUCCESS);
+    }
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     let sixstack = a.sixstack.unwrap_or_else(|| me.with_file_name("sixstack"));
     if !sixstack.exists() {

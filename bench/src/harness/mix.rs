@@ -318,6 +318,7 @@ pub fn render_mix_markdown(raw: &Value) -> String {
         by_mode.push(c);
     }
     let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 && a / b < 0.01 => format!("{:.4}", a / b),
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
         _ => "-".into(),
     };
@@ -333,6 +334,13 @@ pub fn render_mix_markdown(raw: &Value) -> String {
         ratio(on[2], kernel[2]),
         ratio(on[4], off[4]),
         ratio(off[4], kernel[4]),
+    );
+    s.push_str(
+        "\nThe kernel row is the bench's kernel server on the same link and core: one epoll \
+         thread for echo and a thread per discard connection, under the kernel's default \
+         scheduler, with no notion of which work is short. The probe's requests queue \
+         behind the bulk threads' turns on the core (open loop: each late request delays the \
+         ones after it), which is the situation the workload manager exists for.\n",
     );
     s
 }
