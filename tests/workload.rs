@@ -15,7 +15,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use sixstack::workload_view::view;
+use sixstack::workload_view::{view, ServiceView, WorkloadView};
+
+/// A service's line of the report.
+fn service<'a>(v: &'a WorkloadView, name: &str) -> &'a ServiceView {
+    v.services
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no {name} in {v:?}"))
+}
 
 /// Bulk connections: with two shards, some share the echo connection's shard.
 const BULK: usize = 8;
@@ -76,15 +84,11 @@ fn bulk_uploads_are_ranked_below_short_transactions_and_nothing_is_lost() {
     let n = short(2.5);
     assert!(n > 50, "only {n} transactions");
     let v = view(&board);
-    let discard = v
-        .services
-        .iter()
-        .find(|s| s.name == "discard tcp/9")
-        .unwrap();
+    let discard = service(&v, "discard tcp/9");
     assert!(discard.changes > 0, "bulk tasks demoted: {discard:?}");
     let (lo, _) = discard.priorities.unwrap();
     assert!(lo < 100, "{discard:?}");
-    let echo = v.services.iter().find(|s| s.name == "echo tcp/7").unwrap();
+    let echo = service(&v, "echo tcp/7");
     assert!(echo.velocity.is_some(), "{echo:?}");
     let deferred: u64 = v.shards.iter().map(|s| s.frames_deferred).sum();
     assert!(deferred > 0, "bulk frames waited in the lane: {v:?}");
@@ -101,11 +105,7 @@ fn bulk_uploads_are_ranked_below_short_transactions_and_nothing_is_lost() {
     let before: u64 = view(&board).shards.iter().map(|s| s.frames_deferred).sum();
     short(0.5);
     let v = view(&board);
-    let discard = v
-        .services
-        .iter()
-        .find(|s| s.name == "discard tcp/9")
-        .unwrap();
+    let discard = service(&v, "discard tcp/9");
     assert_eq!(discard.priorities, Some((100, 100)), "{discard:?}");
     assert!(v.shards.iter().all(|s| s.ingress_cut == 0), "{v:?}");
     let after: u64 = v.shards.iter().map(|s| s.frames_deferred).sum();

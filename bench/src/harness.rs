@@ -475,6 +475,43 @@ impl Drop for Running {
     }
 }
 
+/// Writes `config` to `cfg` and runs the appliance on it until its control socket
+/// `socket` appears; its warnings go to a log beside the configuration, quoted if it does
+/// not start.
+fn start_appliance(
+    sixstack: &Path,
+    cfg: &Path,
+    config: &str,
+    socket: &str,
+) -> Result<Running, String> {
+    std::fs::write(cfg, config).map_err(|e| format!("{}: {e}", cfg.display()))?;
+    let log_path = cfg.with_extension("log");
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
+    let child = Command::new(sixstack)
+        .args(["run", "--config"])
+        .arg(cfg)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("sixstack run: {e}"))?;
+    let mut r = Running {
+        child,
+        socket: Some(socket.to_string()),
+    };
+    let t = Instant::now();
+    while !Path::new(socket).exists() {
+        let exited = matches!(r.child.try_wait(), Ok(Some(_)));
+        if exited || t.elapsed() > Duration::from_secs(20) {
+            let why = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(format!("did not start: {}", why.trim()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(r)
+}
+
 /// The labs and servers of one session; everything is removed when dropped.
 struct Session {
     sixstack: PathBuf,
@@ -719,33 +756,8 @@ fn start_servers(plan: &Plan, session: &mut Session) -> Result<(), String> {
                 let with_proxy =
                     app == Server::Xdp && proxied && plan.servers.contains(&Server::SixstackProxy);
                 let config = appliance_config(app, &socket, tls, with_proxy, with_ftp);
-                std::fs::write(&cfg, config).map_err(|e| format!("{}: {e}", cfg.display()))?;
-                // Warnings go to a log beside the configuration, quoted if it does not start.
-                let log_path = cfg.with_extension("log");
-                let log = std::fs::File::create(&log_path)
-                    .map_err(|e| format!("{}: {e}", log_path.display()))?;
-                let child = Command::new(&plan.sixstack)
-                    .args(["run", "--config"])
-                    .arg(&cfg)
-                    .env("RUST_LOG", "warn")
-                    .stdout(Stdio::null())
-                    .stderr(log)
-                    .spawn()
-                    .map_err(|e| format!("sixstack run: {e}"))?;
-                let mut r = Running {
-                    child,
-                    socket: Some(socket.clone()),
-                };
-                let t = Instant::now();
-                while !Path::new(&socket).exists() {
-                    let exited = matches!(r.child.try_wait(), Ok(Some(_)));
-                    if exited || t.elapsed() > Duration::from_secs(20) {
-                        let why = std::fs::read_to_string(&log_path).unwrap_or_default();
-                        return Err(format!("{} did not start: {}", app.name(), why.trim()));
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                r
+                start_appliance(&plan.sixstack, &cfg, &config, &socket)
+                    .map_err(|e| format!("{}: {e}", app.name()))?
             }
         };
         session.procs.push(running);

@@ -9,9 +9,9 @@
 //! runs at a real-time priority (`chrt -f 50`) and sleeps between requests: the client's
 //! own scheduling would otherwise dominate its tail for every server alike.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -67,32 +67,13 @@ fn start(plan: &MixPlan) -> Result<(Vec<Running>, Lab), String> {
     sh(Command::new(&plan.sixstack).args(["lab", "up", "--queues", "1"]))?;
     let lab = Lab(plan.sixstack.clone());
     let cfg = std::env::temp_dir().join("sixstack-bench-mix.toml");
-    std::fs::write(&cfg, appliance_config(plan.cicsint))
-        .map_err(|e| format!("{}: {e}", cfg.display()))?;
-    let log_path = cfg.with_extension("log");
-    let log =
-        std::fs::File::create(&log_path).map_err(|e| format!("{}: {e}", log_path.display()))?;
-    let child = Command::new(&plan.sixstack)
-        .args(["run", "--config"])
-        .arg(&cfg)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .map_err(|e| format!("sixstack run: {e}"))?;
-    let mut appliance = Running {
-        child,
-        socket: Some(SOCKET.into()),
-    };
-    let t = Instant::now();
-    while !Path::new(SOCKET).exists() {
-        let exited = matches!(appliance.child.try_wait(), Ok(Some(_)));
-        if exited || t.elapsed() > Duration::from_secs(20) {
-            let why = std::fs::read_to_string(&log_path).unwrap_or_default();
-            return Err(format!("the appliance did not start: {}", why.trim()));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let appliance = super::start_appliance(
+        &plan.sixstack,
+        &cfg,
+        &appliance_config(plan.cicsint),
+        SOCKET,
+    )
+    .map_err(|e| format!("the appliance {e}"))?;
     let kernel = Command::new("ip")
         .args(["netns", "exec", "sixapp"])
         .arg(&plan.me)
