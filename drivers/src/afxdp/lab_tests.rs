@@ -408,6 +408,13 @@ fn afxdp_programs_detach_on_drop_both_ways() {
             })
         ));
         drop(prog);
+        // The program goes with the last reference to its link or attachment; a child that
+        // another test forks at that moment holds a copy of the descriptor until it execs,
+        // so allow the kernel a moment.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while show().contains("prog/xdp") && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         assert!(
             !show().contains("prog/xdp"),
             "{method:?}: still attached: {}",
