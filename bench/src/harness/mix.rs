@@ -48,8 +48,10 @@ pub struct MixPlan {
     pub out: PathBuf,
 }
 
-/// The three modes, in the order of the first round (later rounds rotate it).
-const MODES: [&str; 3] = ["manager-off", "manager-on", "kernel"];
+/// The modes, in the order of the first round (later rounds rotate it). `alone` is the
+/// probe against the appliance with no bulk transfer: the floor the other modes are read
+/// against (what the probe itself, the link and the shard's wake-ups cost).
+const MODES: [&str; 4] = ["manager-off", "manager-on", "kernel", "alone"];
 
 fn appliance_config(cicsint: u64) -> String {
     format!(
@@ -137,19 +139,22 @@ fn deferred(plan: &MixPlan) -> u64 {
 }
 
 /// One run of the mix against `target`: the bulk streams and the probe together.
-fn one(plan: &MixPlan, target: &str) -> Result<(Value, Value), String> {
+fn one(plan: &MixPlan, target: &str, with_bulk: bool) -> Result<(Value, Value), String> {
     let secs = plan.secs.to_string();
     let warmup = plan.warmup.to_string();
-    let bulk = Command::new("ip")
-        .args(["netns", "exec", "sixpeer", "taskset", "-c", "0"])
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", "sixpeer", "taskset", "-c", "0"])
         .arg(&plan.me)
         .args(["bulk", "--streams", &plan.streams.to_string()])
         .args(["--target", &format!("{target}:9"), "--secs", &secs])
         .args(["--warmup", &warmup, "--json"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("bulk client: {e}"))?;
+        .stderr(Stdio::piped());
+    let bulk = if with_bulk {
+        Some(cmd.spawn().map_err(|e| format!("bulk client: {e}"))?)
+    } else {
+        None
+    };
     let probe = Command::new("ip")
         .args([
             "netns", "exec", "sixpeer", "taskset", "-c", "0", "chrt", "-f", "50",
@@ -167,15 +172,19 @@ fn one(plan: &MixPlan, target: &str) -> Result<(Value, Value), String> {
         .args(["--warmup", &warmup, "--json"])
         .output()
         .map_err(|e| format!("probe: {e}"))?;
-    let bulk = bulk
-        .wait_with_output()
-        .map_err(|e| format!("bulk client: {e}"))?;
+    let bulk = match bulk {
+        Some(b) => Some(
+            b.wait_with_output()
+                .map_err(|e| format!("bulk client: {e}"))?,
+        ),
+        None => None,
+    };
     let parse = |out: &std::process::Output| -> Value {
         serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap_or_else(
             |_| json!({"error": String::from_utf8_lossy(&out.stderr).trim().to_string()}),
         )
     };
-    Ok((parse(&probe), parse(&bulk)))
+    Ok((parse(&probe), bulk.as_ref().map_or(Value::Null, parse)))
 }
 
 /// Runs every mode `rounds` times, interleaved; writes and returns the raw results.
@@ -188,20 +197,21 @@ pub fn run_mix(plan: &MixPlan) -> Result<Value, String> {
             let target = match mode {
                 "kernel" => KERNEL,
                 m => {
-                    switch(plan, m == "manager-on")?;
+                    switch(plan, m != "manager-off")?;
                     APPLIANCE
                 }
             };
             let before = deferred(plan);
-            let (probe, bulk) = one(plan, target)?;
+            let (probe, bulk) = one(plan, target, mode != "alone")?;
             let frames_deferred = deferred(plan).saturating_sub(before);
-            let gbit = bulk["tps"].as_f64().unwrap_or(0.0) * 65536.0 * 8.0 / 1e9;
+            let gbit = bulk["tps"].as_f64().map(|t| t * 65536.0 * 8.0 / 1e9);
             eprintln!(
-                "round {} {mode}: p50 {} us p99 {} us p99.9 {} us, bulk {gbit:.2} Gbit/s",
+                "round {} {mode}: p50 {} us p99 {} us p99.9 {} us, bulk {} Gbit/s",
                 round + 1,
                 probe["latency_us"]["p50"],
                 probe["latency_us"]["p99"],
                 probe["latency_us"]["p99_9"],
+                gbit.map_or_else(|| "-".into(), |g| format!("{g:.2}")),
             );
             runs.push(json!({
                 "round": round + 1,
@@ -303,18 +313,24 @@ pub fn render_mix_markdown(raw: &Value) -> String {
         (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
         _ => "-".into(),
     };
-    let (off, on, kernel) = (&by_mode[0], &by_mode[1], &by_mode[2]);
+    let (off, on, kernel, alone) = (&by_mode[0], &by_mode[1], &by_mode[2], &by_mode[3]);
     let _ = writeln!(
         s,
         "\n- p99 with the manager on / off: **{}** (aim ≤ 0.2); p50 on / off: {}; p99.9 on / \
          off: {}\n- p99 with the manager on / the kernel's: {}\n- bulk throughput on / off: \
-         **{}** (aim ≥ 0.9); off / the kernel's: {}",
+         **{}** (aim ≥ 0.9); off / the kernel's: {}\n- the probe alone (no bulk): p50 {} µs, \
+         p99 {} µs; with the manager on beside the bulk the p99 is {}× that floor, with it \
+         off {}×",
         ratio(on[2], off[2]),
         ratio(on[0], off[0]),
         ratio(on[3], off[3]),
         ratio(on[2], kernel[2]),
         ratio(on[4], off[4]),
         ratio(off[4], kernel[4]),
+        num(alone[0]),
+        num(alone[2]),
+        ratio(on[2], alone[2]),
+        ratio(off[2], alone[2]),
     );
     s.push_str(
         "\nThe kernel row is the bench's kernel server on the same link and core: one epoll \
@@ -344,7 +360,10 @@ mod tests {
             "warmup": 1.0,
             "runs": [run("manager-off", 800.0, 6.0), run("manager-off", 900.0, 6.2),
                      run("manager-off", 1000.0, 6.1), run("manager-on", 150.0, 5.6),
-                     run("kernel", 600.0, 7.0)],
+                     run("kernel", 600.0, 7.0),
+                     json!({"mode": "alone", "probe": {"latency_us": {"p50": 90.0, "p90": 95.0,
+                            "p99": 120.0, "p99_9": 200.0}}, "bulk_gbit_s": null,
+                            "frames_deferred": 0})],
         });
         let md = render_mix_markdown(&raw);
         assert!(
@@ -354,5 +373,13 @@ mod tests {
         assert!(md.contains("on / off: **0.17**"), "{md}");
         assert!(md.contains("bulk throughput on / off: **0.92**"), "{md}");
         assert!(md.contains("on / the kernel's: 0.25"), "{md}");
+        assert!(
+            md.contains("| alone | 90 | 95 | 120 | 200 | - | 0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("p99 is 1.25× that floor, with it off 7.50×"),
+            "{md}"
+        );
     }
 }
