@@ -890,19 +890,21 @@ pub fn run(plan: &Plan) -> Result<Value, String> {
         "ceiling": ceiling,
         "runs": runs,
     });
-    if let Some(dir) = plan.out.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(
-        &plan.out,
-        serde_json::to_string_pretty(&all).unwrap_or_default(),
-    )
-    .map_err(|e| format!("{}: {e}", plan.out.display()))?;
+    write_raw(&plan.out, &all)?;
     Ok(all)
 }
 
+/// Writes a run's raw results (pretty JSON), making the directory if needed.
+fn write_raw(out: &Path, all: &Value) -> Result<(), String> {
+    if let Some(dir) = out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    std::fs::write(out, serde_json::to_string_pretty(all).unwrap_or_default())
+        .map_err(|e| format!("{}: {e}", out.display()))
+}
+
 /// The machine a run was made on: host, CPU model, cores, kernel.
-fn machine() -> Value {
+pub fn machine() -> Value {
     let host = sh(&mut Command::new("hostname")).unwrap_or_default();
     let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

@@ -462,6 +462,15 @@ fn bench_run(a: RunArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Today's date as the results' file names carry it (YYYY-MM-DD).
+fn today() -> String {
+    std::process::Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|_| "today".into())
+}
+
 fn bench_mix(a: MixArgs) -> Result<ExitCode, String> {
     use sixstack_bench::harness;
     if let Some(input) = &a.report {
@@ -480,15 +489,12 @@ fn bench_mix(a: MixArgs) -> Result<ExitCode, String> {
             sixstack.display()
         ));
     }
-    let date = std::process::Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "today".into());
-    let host = std::process::Command::new("hostname")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "host".into());
+    let date = today();
+    let host = sixstack_bench::harness::machine()["host"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .unwrap_or("host")
+        .to_string();
     let stem = a.dir.join(format!("{date}-{host}-mix"));
     let raw = harness::run_mix(&harness::MixPlan {
         sixstack,
@@ -523,11 +529,7 @@ fn bench_report(a: ReportArgs) -> Result<ExitCode, String> {
         .as_str()
         .unwrap_or("host")
         .to_string();
-    let date = std::process::Command::new("date")
-        .arg("+%Y-%m-%d")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|_| "today".into());
+    let date = today();
     let stem = a.stem.clone().unwrap_or_else(|| format!("{date}-{host}"));
     std::fs::create_dir_all(&a.dir).map_err(|e| format!("{}: {e}", a.dir.display()))?;
     let svg = format!("{stem}.svg");

@@ -199,11 +199,17 @@ impl Executor {
             for slot in self.slots.iter_mut().filter(|s| s.task.is_some()) {
                 slot.load.priority = slot.load.initial;
             }
-            let queued: Vec<_> = std::iter::from_fn(|| self.levels.pop()).collect();
-            for (_, (slot, generation)) in queued {
-                if let Some(entry) = self.slots.get(slot as usize) {
-                    self.levels.push(entry.load.priority, (slot, generation));
-                }
+            self.relevel();
+        }
+    }
+
+    /// Moves the tasks already queued to the levels of their dispatch priorities now.
+    fn relevel(&mut self) {
+        let queued: Vec<_> = std::iter::from_fn(|| self.levels.pop()).collect();
+        for (_, (slot, generation)) in queued {
+            if let Some(entry) = self.slots.get(slot as usize) {
+                let p = Self::dispatch(&self.policy, self.boosted, entry);
+                self.levels.push(p, (slot, generation));
             }
         }
     }
@@ -376,14 +382,7 @@ impl Executor {
             .collect();
         if !moved.is_empty() || boosted != self.boosted {
             self.boosted = boosted;
-            // Tasks already queued move to their new levels.
-            let queued: Vec<_> = std::iter::from_fn(|| self.levels.pop()).collect();
-            for (_, (slot, generation)) in queued {
-                if let Some(entry) = self.slots.get(slot as usize) {
-                    let p = Self::dispatch(&self.policy, self.boosted, entry);
-                    self.levels.push(p, (slot, generation));
-                }
-            }
+            self.relevel();
         }
         for m in &moved {
             if let Verdict::Runaway {

@@ -118,8 +118,9 @@ fn pinned_owner(core: &Core, key: &FlowKey) -> Option<u32> {
     owners.get(i).copied().filter(|&s| s != core.shard)
 }
 
-/// Feeds a frame of an established connection straight to the socket set its flow table
-/// entry names (what [`steer`] decides for such a frame, without deciding again).
+/// Feeds a frame to smoltcp through socket set `set` (the shard calls it directly for a
+/// frame of an established connection, whose flow table entry names the set: what
+/// [`steer`] would decide, without deciding again).
 pub(crate) fn feed<T: TxToken>(
     core: &mut Core,
     caps: &DeviceCapabilities,
@@ -208,11 +209,6 @@ pub(crate) fn steer_classified<T: TxToken>(
                     core.flows.entry(key).or_insert(FlowEntry::new(None, now));
                 }
             }
-            let mut dev = OneFrame {
-                frame: Some(frame),
-                tx: Some(tx),
-                caps: caps.clone(),
-            };
             let set = match class {
                 Class::Tcp { key, .. } => core
                     .flows
@@ -221,9 +217,7 @@ pub(crate) fn steer_classified<T: TxToken>(
                     .map_or(LISTEN_SET, |s| s.set),
                 _ => 0,
             };
-            core.sockets.mark(set);
-            let Core { iface, sockets, .. } = &mut *core;
-            let _ = iface.poll_ingress_single(now, &mut dev, sockets.set_mut(set));
+            feed(core, caps, frame, tx, now, set);
             if v == Verdict::LocalSyn {
                 if let Class::Tcp { key, .. } = class {
                     core.syn_taken(&key, now);

@@ -236,14 +236,7 @@ pub fn run_mix(plan: &MixPlan) -> Result<Value, String> {
         "pinning": "servers on core 1; bulk senders and the probe (chrt -f 50) on core 0",
         "runs": runs,
     });
-    if let Some(dir) = plan.out.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(
-        &plan.out,
-        serde_json::to_string_pretty(&all).unwrap_or_default(),
-    )
-    .map_err(|e| format!("{}: {e}", plan.out.display()))?;
+    super::write_raw(&plan.out, &all)?;
     Ok(all)
 }
 
