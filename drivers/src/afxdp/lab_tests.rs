@@ -47,6 +47,27 @@ fn new_lab() -> Lab {
     })
 }
 
+/// Attaches (or opens a link) through `attach`, retrying for up to 2 s while the interface still holds a
+/// program this test dropped a moment ago: a child that another test forks at that moment
+/// keeps a copy of the program's descriptor until it execs.
+fn attach_when_free<T: Send>(
+    lab: &Lab,
+    attach: impl Fn() -> Result<T, XdpError> + Send + Sync,
+) -> Result<T, XdpError> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        match lab.in_appliance(&attach) {
+            Err(XdpError::Attach { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 fn filter_v4() -> XdpFilter {
     XdpFilter {
         ipv4: vec![STACK_V4],
@@ -384,9 +405,10 @@ fn afxdp_programs_detach_on_drop_both_ways() {
         (AttachMethod::Netlink, XdpAttachMode::Generic),
         (AttachMethod::Auto, XdpAttachMode::Auto),
     ] {
-        let prog = lab
-            .in_appliance(|| XdpProgram::attach_using(APPLIANCE_IF, &filter, mode, 2, method))
-            .unwrap();
+        let prog = attach_when_free(&lab, || {
+            XdpProgram::attach_using(APPLIANCE_IF, &filter, mode, 2, method)
+        })
+        .unwrap();
         assert_eq!(prog.is_bpf_link(), method != AttachMethod::Netlink);
         let expect = match prog.mode() {
             AttachedMode::Native => "xdp ",
@@ -584,7 +606,7 @@ fn afxdp_jumbo_frames_cross_in_several_buffers() {
             ..XdpConfig::new(APPLIANCE_IF, 0, filter_v4())
         };
         assert!(cfg.multi_buffer());
-        let mut link = match lab.in_appliance(|| XdpLink::open(&cfg)) {
+        let mut link = match attach_when_free(&lab, || XdpLink::open(&cfg)) {
             Ok(l) => l,
             Err(e) => panic!("{attach:?} {frame_size}: {e}"),
         };
@@ -658,9 +680,10 @@ fn afxdp_empty_filter_loads_and_passes_everything() {
     }
     let lab = new_lab();
     for mode in [XdpAttachMode::Generic, XdpAttachMode::Native] {
-        let prog = lab
-            .in_appliance(|| XdpProgram::attach(APPLIANCE_IF, &XdpFilter::default(), mode, 1))
-            .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
+        let prog = attach_when_free(&lab, || {
+            XdpProgram::attach(APPLIANCE_IF, &XdpFilter::default(), mode, 1)
+        })
+        .unwrap_or_else(|e| panic!("{mode:?}: {e}"));
         drop(prog);
     }
     // With only IPv6 addresses, IPv4 frames and ARP still load fine (and pass).
@@ -668,6 +691,8 @@ fn afxdp_empty_filter_loads_and_passes_everything() {
         ipv4: vec![],
         ipv6: vec!["fd00:99::2".parse().unwrap()],
     };
-    lab.in_appliance(|| XdpProgram::attach(APPLIANCE_IF, &v6_only, XdpAttachMode::Generic, 1))
-        .unwrap();
+    attach_when_free(&lab, || {
+        XdpProgram::attach(APPLIANCE_IF, &v6_only, XdpAttachMode::Generic, 1)
+    })
+    .unwrap();
 }
