@@ -5,10 +5,13 @@
 
 pub mod app;
 pub mod cert_cmd;
+pub mod client_run;
 pub mod config;
 pub mod control;
+pub mod ftp_batch;
 pub mod lab;
 pub mod stats_view;
+pub mod vault_cmd;
 pub mod workload_view;
 
 /// The control socket of a lab's appliance: the default one for the default labs, one
@@ -18,6 +21,26 @@ pub fn lab_control_socket(lab: &lab::Lab) -> String {
         control::DEFAULT_SOCKET.to_string()
     } else {
         format!("/run/sixstack/{}.sock", lab.peer_ns)
+    }
+}
+
+/// The configuration a batch client brings sixstack up with: the file given, else the
+/// default lab's built-in one (the lab must be up).
+pub fn client_config(path: Option<&std::path::Path>) -> Result<config::Config, String> {
+    match path {
+        Some(p) => config::Config::load(p).map_err(|e| e.to_string()),
+        None => {
+            let lab = lab::Lab::default_veth();
+            if !lab.exists() {
+                return Err(
+                    "no link for sixstack: give --config (an appliance configuration), run \
+                     `sixstack lab up`, or use --kernel"
+                        .into(),
+                );
+            }
+            config::Config::parse(&lab_config(&lab, None), "built-in lab config")
+                .map_err(|e| e.to_string())
+        }
     }
 }
 

@@ -128,6 +128,13 @@ enum Cmd {
         #[command(subcommand)]
         action: FtpAction,
     },
+    /// The encrypted password vault every batch client reads its passwords from.
+    Vault {
+        #[command(subcommand)]
+        action: sixstack::vault_cmd::VaultAction,
+        #[command(flatten)]
+        vault: sixstack::vault_cmd::VaultArgs,
+    },
     /// TLS certificates: lab material, and what a file or a live server holds.
     Cert {
         #[command(subcommand)]
@@ -148,6 +155,11 @@ enum FtpAction {
         #[arg(long)]
         users: PathBuf,
     },
+    /// Run a batch FTP script (OPEN, AUTH TLS, USER, PASS VAULT, TYPE, INPUT+STOR,
+    /// OUTPUT+RETR, MPUT, MGET, ...) on sixstack's own stack, or the kernel's with
+    /// --kernel. Exits 1 with the failing step's line when a step fails, 2 when the script
+    /// is wrong (then nothing runs).
+    Batch(sixstack::ftp_batch::BatchArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -390,8 +402,17 @@ fn ftp_passwd(user: &str, users: &std::path::Path) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    // Batch clients print their own step lines; the stack's start-up notes would only
+    // clutter a job's log.
+    let quiet = matches!(
+        cli.cmd,
+        Cmd::Ftp {
+            action: FtpAction::Batch(_)
+        } | Cmd::Vault { .. }
+    );
+    let level = if quiet { "warn" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let r = match cli.cmd {
         Cmd::Run { config } => load(&config).and_then(cmd_run),
         Cmd::Check { config } => load(&config).and_then(|cfg| {
@@ -484,6 +505,14 @@ fn main() -> ExitCode {
         Cmd::Ftp {
             action: FtpAction::Passwd { user, users },
         } => ftp_passwd(&user, &users),
+        Cmd::Ftp {
+            action: FtpAction::Batch(args),
+        } => return exit_with(sixstack::ftp_batch::run(args)),
+        Cmd::Vault { action, vault } => sixstack::vault_cmd::run(&vault, action).map(|out| {
+            if !out.is_empty() {
+                println!("{out}");
+            }
+        }),
         Cmd::Proxy { action } => {
             let (drain, listener, backend, socket) = match action {
                 ProxyAction::Drain {
@@ -513,4 +542,9 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A client's exit status as the process's.
+fn exit_with(status: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(status.clamp(0, 255)).unwrap_or(1))
 }

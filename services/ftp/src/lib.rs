@@ -6,11 +6,12 @@
 //! (a line in, a reply or a request for the I/O layer out), and [`vpath`] resolves the paths a user names inside the
 //! virtual tree rooted at their home, where no spelling can leave it; [`users`] is the
 //! security file of the `standard` method (Argon2id hashes, homes, per-path access);
-//! [`xferlog`] writes the transfer log.
+//! [`xferlog`] writes the transfer log. [`client`] is the batch FTP client.
 
 #![forbid(unsafe_code)]
 
 pub mod ascii;
+pub mod client;
 pub mod command;
 pub mod ebcdic;
 pub mod exit;

@@ -1,0 +1,103 @@
+//! Where a batch client (FTP, mail, remote execution) runs: on sixstack's own stack — an
+//! appliance brought up on the configured link with no services, the client a task on its
+//! first shard — or over the kernel's sockets (`--kernel`). The client code is the same
+//! either way ([`sixstack_transport::Transport`]).
+
+use std::future::Future;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use sixstack_transport::{KernelTransport, StackTransport, Transport};
+
+use crate::app;
+use crate::config::Config;
+
+/// A client's work, runnable over either transport.
+pub trait Job: Send + 'static {
+    /// What the job gives back.
+    type Output: Send + 'static;
+    /// Runs the job over `t`.
+    fn run<T: Transport + 'static>(self, t: T) -> impl Future<Output = Self::Output>;
+}
+
+/// Which sockets a job uses.
+#[derive(Debug)]
+pub enum Via {
+    /// The kernel's, on a tokio current-thread runtime.
+    Kernel,
+    /// sixstack's own, on the link this configuration describes.
+    Stack(Box<Config>),
+}
+
+/// Runs `job` and returns its output. Starting the stack retries a receive queue that
+/// is still busy from a socket closed a moment ago.
+pub fn run<J: Job>(via: Via, job: J) -> Result<J::Output, String> {
+    match via {
+        Via::Kernel => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| format!("starting the kernel sockets' runtime: {e}"))?;
+            Ok(rt.block_on(job.run(KernelTransport)))
+        }
+        Via::Stack(cfg) => on_stack(*cfg, job),
+    }
+}
+
+fn on_stack<J: Job>(cfg: Config, job: J) -> Result<J::Output, String> {
+    let (tx, rx) = mpsc::channel::<J::Output>();
+    let slot = Arc::new(Mutex::new(Some((job, tx))));
+    let mut last = String::new();
+    let mut running = None;
+    for attempt in 0..6u32 {
+        let slot = slot.clone();
+        let started = app::start(
+            cfg.clone(),
+            Arc::new(move |net: &sixstack_stack::Net, shard| {
+                if shard != 0 {
+                    return;
+                }
+                let Some((job, tx)) = slot.lock().ok().and_then(|mut s| s.take()) else {
+                    return;
+                };
+                let t = StackTransport::new(net);
+                net.spawn(async move {
+                    let out = job.run(t).await;
+                    let _ = tx.send(out);
+                });
+            }),
+        );
+        match started {
+            Ok(r) => {
+                running = Some(r);
+                break;
+            }
+            Err(e) => {
+                last = e.to_string();
+                let busy = last.contains("busy") || last.contains("EBUSY");
+                if !busy {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(500 * u64::from(attempt + 1)));
+            }
+        }
+    }
+    let Some(running) = running else {
+        return Err(format!(
+            "cannot bring up sixstack on {}: {last} (is an appliance running on that link? \
+             give a link of its own with --config, or use --kernel)",
+            cfg.file.interface.name
+        ));
+    };
+    let out = loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(out) => break Ok(out),
+            Err(mpsc::RecvTimeoutError::Timeout) if !running.is_finished() => continue,
+            Err(_) => break Err("the stack stopped before the job ended".to_string()),
+        }
+    };
+    if let Err(e) = running.stop() {
+        log::warn!("stopping the client's stack: {e}");
+    }
+    out
+}

@@ -1,0 +1,194 @@
+//! `sixstack ftp batch SCRIPT`: runs a batch FTP script on sixstack's own stack (or the
+//! kernel's with --kernel) and reports each step: a progress bar on a terminal, a log
+//! line per step otherwise; the exit status says whether every step completed.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use sixstack_ftp::client::{self, ClientError, Options, Report};
+use sixstack_transport::Transport;
+
+use crate::client_run::{self, Job, Via};
+use crate::vault_cmd::VaultArgs;
+
+/// Options of `sixstack ftp batch`.
+#[derive(Args, Debug)]
+pub struct BatchArgs {
+    /// The script (one command a line; see the README).
+    pub script: PathBuf,
+    /// Run over the kernel's sockets instead of sixstack's.
+    #[arg(long)]
+    pub kernel: bool,
+    /// The link to bring sixstack up on (an appliance configuration; its services are not
+    /// started). Default: the lab's.
+    #[arg(long, short, conflicts_with = "kernel")]
+    pub config: Option<PathBuf>,
+    /// PEM CA certificates that FTPS servers' certificates must lead to.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// A client certificate to present over TLS (with --key).
+    #[arg(long, requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's key.
+    #[arg(long, requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Seconds to wait for a reply, a connection or data.
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// How often an interrupted transfer is resumed before its step fails.
+    #[arg(long, default_value_t = 2)]
+    pub retries: u32,
+    /// Accept `PASS password` in the script.
+    #[arg(long)]
+    pub insecure_password: bool,
+    /// No progress bar, even on a terminal.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Where the vault is.
+    #[command(flatten)]
+    pub vault: VaultArgs,
+}
+
+/// Prints steps as they complete.
+struct Printer {
+    bar: bool,
+    last_draw: Option<Instant>,
+}
+
+impl Report for Printer {
+    fn step_ok(&mut self, line: usize, what: &str) {
+        self.clear_bar();
+        println!("line {line}: {what}");
+    }
+
+    fn step_failed(&mut self, line: usize, what: &str, error: &ClientError) {
+        self.clear_bar();
+        eprintln!("line {line}: {what}: FAILED: {error}");
+    }
+
+    fn progress(&mut self, _line: usize, name: &str, done: u64, total: Option<u64>) {
+        if !self.bar {
+            return;
+        }
+        if self
+            .last_draw
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last_draw = Some(Instant::now());
+        let line = match total {
+            Some(t) if t > 0 => {
+                let frac = (done as f64 / t as f64).clamp(0.0, 1.0);
+                let filled = (frac * 30.0) as usize;
+                format!(
+                    "\r{name:.30} [{}{}] {:5.1}% {}",
+                    "#".repeat(filled),
+                    " ".repeat(30 - filled),
+                    frac * 100.0,
+                    human(done)
+                )
+            }
+            _ => format!("\r{name:.30} {}", human(done)),
+        };
+        let mut e = std::io::stderr();
+        let _ = write!(e, "{line}\x1b[K");
+        let _ = e.flush();
+    }
+}
+
+impl Printer {
+    fn clear_bar(&mut self) {
+        if self.bar && self.last_draw.take().is_some() {
+            let _ = write!(std::io::stderr(), "\r\x1b[K");
+        }
+    }
+}
+
+fn human(b: u64) -> String {
+    match b {
+        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
+        b => format!("{b} B"),
+    }
+}
+
+struct BatchJob {
+    steps: Vec<client::Step>,
+    opts: Options,
+    vault: VaultArgs,
+    bar: bool,
+}
+
+impl Job for BatchJob {
+    type Output = client::Outcome;
+
+    async fn run<T: Transport + 'static>(self, t: T) -> client::Outcome {
+        let mut printer = Printer {
+            bar: self.bar,
+            last_draw: None,
+        };
+        let vault = self.vault;
+        let passwords = move |name: &str| vault.password(name);
+        client::run(&t, &self.steps, &self.opts, &passwords, &mut printer).await
+    }
+}
+
+/// Runs the batch; returns the process exit status (0: every step completed; 1: a step
+/// failed; 2: the script or the options are wrong and nothing ran).
+pub fn run(args: BatchArgs) -> i32 {
+    match run_inner(args) {
+        Ok(outcome) if outcome.ok() => 0,
+        Ok(outcome) => {
+            for (line, e) in &outcome.failed {
+                eprintln!("sixstack ftp batch: line {line}: {e}");
+            }
+            if let Some(l) = outcome.stopped_at {
+                eprintln!("sixstack ftp batch: stopped at line {l} (ON ERROR STOP)");
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!("sixstack ftp batch: {e}");
+            2
+        }
+    }
+}
+
+fn run_inner(args: BatchArgs) -> Result<client::Outcome, String> {
+    let text =
+        std::fs::read(&args.script).map_err(|e| format!("{}: {e}", args.script.display()))?;
+    let steps = client::parse(&text, args.insecure_password)
+        .map_err(|e| format!("{}: {e}", args.script.display()))?;
+    let tls = sixstack_tls::client::client_config(&sixstack_tls::client::ClientSettings {
+        ca: args.ca.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        ..Default::default()
+    })
+    .map_err(|e| format!("TLS: {e}"))?;
+    if !(0.1..=86_400.0).contains(&args.timeout) {
+        return Err("--timeout must be between 0.1 and 86400 seconds".into());
+    }
+    let opts = Options {
+        tls: Some(tls),
+        timeout: Duration::from_secs_f64(args.timeout),
+        retries: args.retries,
+        local_dir: std::env::current_dir().map_err(|e| format!("current directory: {e}"))?,
+    };
+    let via = if args.kernel {
+        Via::Kernel
+    } else {
+        Via::Stack(Box::new(crate::client_config(args.config.as_deref())?))
+    };
+    let job = BatchJob {
+        steps,
+        opts,
+        vault: args.vault,
+        bar: !args.no_progress && std::io::stderr().is_terminal(),
+    };
+    client_run::run(via, job)
+}
