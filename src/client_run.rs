@@ -101,3 +101,57 @@ fn on_stack<J: Job>(cfg: Config, job: J) -> Result<J::Output, String> {
     }
     out
 }
+
+/// Where a client runs, as every client command takes it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ViaArgs {
+    /// Run over the kernel's sockets instead of sixstack's.
+    #[arg(long)]
+    pub kernel: bool,
+    /// The link to bring sixstack up on (an appliance configuration; its services are not
+    /// started). Default: the lab's.
+    #[arg(long, short = 'c', conflicts_with = "kernel")]
+    pub config: Option<std::path::PathBuf>,
+}
+
+impl ViaArgs {
+    /// The sockets these options ask for.
+    pub fn via(&self) -> Result<Via, String> {
+        if self.kernel {
+            Ok(Via::Kernel)
+        } else {
+            Ok(Via::Stack(Box::new(crate::client_config(
+                self.config.as_deref(),
+            )?)))
+        }
+    }
+}
+
+/// A blocking writer (the process's standard output or error) as an async sink: a
+/// client's output is written as it arrives, on whichever executor runs the client.
+#[derive(Debug)]
+pub struct BlockingSink<W>(pub W);
+
+impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for BlockingSink<W> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(self.0.write(buf))
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(self.0.flush())
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(self.0.flush())
+    }
+}

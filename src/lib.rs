@@ -10,6 +10,8 @@ pub mod config;
 pub mod control;
 pub mod ftp_batch;
 pub mod lab;
+pub mod mail_cmd;
+pub mod rexec_cmd;
 pub mod stats_view;
 pub mod vault_cmd;
 pub mod workload_view;

@@ -135,6 +135,22 @@ enum Cmd {
         #[command(flatten)]
         vault: sixstack::vault_cmd::VaultArgs,
     },
+    /// Send mail through an SMTP server (STARTTLS or implicit TLS, AUTH PLAIN/LOGIN).
+    Mail {
+        #[command(subcommand)]
+        action: MailAction,
+    },
+    /// Run a command on a host's rexec server (TCP 512) and exit with its status
+    /// (255 when sixstack could not learn it).
+    Rexec(Box<sixstack::rexec_cmd::RexecCmd>),
+    /// Convert a text report (plain, ASA or machine carriage control) to PDF. A password
+    /// given as vault:NAME is read from the vault.
+    Txt2pdf {
+        #[command(flatten)]
+        args: Box<sixstack_txt2pdf::cli::Txt2PdfArgs>,
+        #[command(flatten)]
+        vault: sixstack::vault_cmd::VaultArgs,
+    },
     /// TLS certificates: lab material, and what a file or a live server holds.
     Cert {
         #[command(subcommand)]
@@ -160,6 +176,14 @@ enum FtpAction {
     /// --kernel. Exits 1 with the failing step's line when a step fails, 2 when the script
     /// is wrong (then nothing runs).
     Batch(sixstack::ftp_batch::BatchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum MailAction {
+    /// Send one message: the body from --body or standard input, files with --attach, the
+    /// body as a PDF too with --pdf. Exits 0 when every recipient took it, 16 when some
+    /// refused, 2 on wrong options, 10-18 on failures (see the README).
+    Send(Box<sixstack::mail_cmd::MailArgs>),
 }
 
 #[derive(Subcommand, Debug)]
@@ -410,6 +434,9 @@ fn main() -> ExitCode {
         Cmd::Ftp {
             action: FtpAction::Batch(_)
         } | Cmd::Vault { .. }
+            | Cmd::Mail { .. }
+            | Cmd::Rexec(_)
+            | Cmd::Txt2pdf { .. }
     );
     let level = if quiet { "warn" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
@@ -508,6 +535,11 @@ fn main() -> ExitCode {
         Cmd::Ftp {
             action: FtpAction::Batch(args),
         } => return exit_with(sixstack::ftp_batch::run(args)),
+        Cmd::Mail {
+            action: MailAction::Send(args),
+        } => return exit_with(sixstack::mail_cmd::run(*args)),
+        Cmd::Rexec(args) => return exit_with(sixstack::rexec_cmd::run(*args)),
+        Cmd::Txt2pdf { args, vault } => txt2pdf(*args, &vault),
         Cmd::Vault { action, vault } => sixstack::vault_cmd::run(&vault, action).map(|out| {
             if !out.is_empty() {
                 println!("{out}");
@@ -542,6 +574,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `sixstack txt2pdf`: passwords given as vault:NAME come from the vault.
+fn txt2pdf(
+    mut args: sixstack_txt2pdf::cli::Txt2PdfArgs,
+    vault: &sixstack::vault_cmd::VaultArgs,
+) -> Result<(), String> {
+    for pw in [&mut args.user_password, &mut args.owner_password] {
+        if let Some(name) = pw.as_deref().and_then(|p| p.strip_prefix("vault:")) {
+            *pw = Some(vault.password(name)?.to_string());
+        }
+    }
+    args.run().map_err(|e| e.to_string())
 }
 
 /// A client's exit status as the process's.

@@ -12,25 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::clients::*;
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_sixstack");
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn scratch(tag: &str) -> Scratch {
-    let d = std::env::temp_dir().join(format!("sixstack-ftpbatch-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    Scratch(d)
-}
 
 /// vsftpd in the peer namespace; killed on drop.
 struct Vsftpd(Child);
@@ -93,38 +76,6 @@ fn vsftpd(g: &LabGuard, dir: &Path, port: u16, tls: Option<(&Path, bool)>) -> Vs
 }
 
 /// A vault in `dir` (key file beside it) holding `entries`.
-fn vault(dir: &Path, entries: &[(&str, &str)]) -> PathBuf {
-    let v = dir.join("vault");
-    let out = Command::new(BIN)
-        .args(["vault", "init", "--vault"])
-        .arg(&v)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    for (name, secret) in entries {
-        let mut c = Command::new(BIN)
-            .args(["vault", "set", name, "--vault"])
-            .arg(&v)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        writeln!(c.stdin.take().unwrap(), "{secret}").unwrap();
-        assert!(c.wait().unwrap().success());
-    }
-    v
-}
-
-struct Run {
-    code: i32,
-    out: String,
-}
-
 /// Runs `sixstack ftp batch` with `script` (written into `dir`) from `dir`: on the stack
 /// of the lab (`config`) or, without one, over the kernel in namespace `ns`.
 fn batch(
@@ -148,22 +99,7 @@ fn batch(
         Some(c) => cmd.arg("--config").arg(c),
         None => cmd.arg("--kernel"),
     };
-    let out = cmd.output().unwrap();
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        out: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    }
-}
-
-/// The lab's configuration in a file, for the client's stack.
-fn lab_config_file(g: &LabGuard, dir: &Path) -> PathBuf {
-    let p = dir.join("link.toml");
-    std::fs::write(&p, sixstack::lab_config(&g.lab, None)).unwrap();
-    p
+    run(&mut cmd)
 }
 
 fn certs(dir: &Path, ip: Ipv4Addr) -> PathBuf {

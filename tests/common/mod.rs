@@ -15,7 +15,10 @@ use sixstack::lab::Lab;
 use sixstack_drivers::netdev;
 
 pub mod backend;
+pub mod clients;
 pub mod logs;
+pub mod postfix;
+pub mod rexecd;
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 

@@ -1,0 +1,1 @@
+//! in.rexecd in a lab namespace, for the remote execution client's interop tests.
