@@ -89,6 +89,8 @@ fn batch(
     let s = dir.join("job.ftp");
     std::fs::write(&s, script).unwrap();
     let mut cmd = Command::new("ip");
+    // Logged in full, so that the tests see any password a log line would carry.
+    cmd.env("RUST_LOG", "debug");
     cmd.args(["netns", "exec", ns, BIN, "ftp", "batch"])
         .arg(&s)
         .arg("--vault")
@@ -154,6 +156,11 @@ fn batch_client_on_the_stack_against_vsftpd_plain_and_ftps() {
     assert_eq!(r.code, 0, "{}", r.out);
     assert!(r.out.contains("over sixstack"), "{}", r.out);
     assert!(r.out.contains("size verified"), "{}", r.out);
+    assert!(
+        !r.out.contains("batch@sixstack"),
+        "the password logged: {}",
+        r.out
+    );
     assert!(std::fs::read(root.join("up/big.bin")).unwrap() == big);
     assert!(std::fs::read(dir.join("big.back")).unwrap() == big);
     assert!(std::fs::read(dir.join("active.back")).unwrap() == big);

@@ -398,6 +398,8 @@ fn mail_send_command_with_a_pdf_over_the_stack() {
     std::fs::write(dir.join("data.bin"), binary()).unwrap();
     let send = |entry: &str, subject: &str| {
         let mut c = Command::new("ip");
+        // Everything logged, so that the check below sees any secret a log line carries.
+        c.env("RUST_LOG", "trace");
         c.args(["netns", "exec", &g.lab.app_ns, BIN, "mail", "send"])
             .args(["--server", &pf.addr.to_string(), "--tls", "implicit"])
             .args(["--tls-name", postfix::SERVER_NAME, "--ca"])
@@ -426,6 +428,18 @@ fn mail_send_command_with_a_pdf_over_the_stack() {
         .unwrap()
         .to_string();
     assert!(r.out.contains("over TLS, AUTH PLAIN"), "{}", r.out);
+    let plain = format!("\0{}\0{}", postfix::USER, postfix::PASSWORD);
+    for secret in [
+        postfix::PASSWORD.to_string(),
+        sixstack_smtp::base64::encode(plain.as_bytes()),
+        sixstack_smtp::base64::encode(postfix::PASSWORD.as_bytes()),
+    ] {
+        assert!(
+            !r.out.contains(&secret),
+            "a secret in the output: {}",
+            r.out
+        );
+    }
     let m = parse(&pf.wait_message("bob", &id));
     let parts = m.parts();
     assert_eq!(parts.len(), 3, "body, data.bin, report.pdf");
