@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 
 pub mod client;
+pub mod client_stream;
 mod error;
 pub mod info;
 pub mod material;

@@ -2,132 +2,15 @@
 //! connection turns TLS on AUTH TLS; data connections are TLS under PROT P), and the
 //! control connection that sends commands and reads replies with a time limit.
 
-use std::io;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use sixstack_tls::rustls::ClientConfig;
-use sixstack_tls::tokio_rustls::client::TlsStream;
 use sixstack_transport::Transport;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::reply::{Reply, ReplyParser};
 use super::ClientError;
 
-/// A client connection, plain or TLS.
-pub enum ClientStream<S> {
-    /// Clear text.
-    Plain(S),
-    /// TLS.
-    Tls(Box<TlsStream<S>>),
-    /// Taken for an upgrade that failed.
-    Gone,
-}
-
-impl<S> std::fmt::Debug for ClientStream<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            ClientStream::Plain(_) => "ClientStream::Plain",
-            ClientStream::Tls(_) => "ClientStream::Tls",
-            ClientStream::Gone => "ClientStream::Gone",
-        })
-    }
-}
-
-fn gone() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "connection closed")
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> ClientStream<S> {
-    /// The TCP stream underneath.
-    pub fn tcp(&self) -> Option<&S> {
-        match self {
-            ClientStream::Plain(s) => Some(s),
-            ClientStream::Tls(t) => Some(t.get_ref().0),
-            ClientStream::Gone => None,
-        }
-    }
-
-    /// Whether it runs TLS.
-    pub fn is_tls(&self) -> bool {
-        matches!(self, ClientStream::Tls(_))
-    }
-
-    /// Whether a TLS session was resumed (data connections resume the control
-    /// connection's session, as servers that require it check).
-    pub fn resumed(&self) -> bool {
-        match self {
-            ClientStream::Tls(t) => matches!(
-                t.get_ref().1.handshake_kind(),
-                Some(sixstack_tls::rustls::HandshakeKind::Resumed)
-            ),
-            _ => false,
-        }
-    }
-
-    /// Runs the TLS client handshake for `server_name` over the plain stream.
-    pub async fn upgrade(
-        self,
-        server_name: &str,
-        config: Arc<ClientConfig>,
-    ) -> Result<ClientStream<S>, ClientError> {
-        let ClientStream::Plain(s) = self else {
-            return Err(ClientError::Tls(format!(
-                "{server_name}: the connection is not plain text"
-            )));
-        };
-        sixstack_tls::client::handshake(s, server_name, config)
-            .await
-            .map(|t| ClientStream::Tls(Box::new(t)))
-            .map_err(|e| ClientError::Tls(format!("TLS handshake with {server_name}: {e}")))
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for ClientStream<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ClientStream::Tls(t) => Pin::new(t.as_mut()).poll_read(cx, buf),
-            ClientStream::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for ClientStream<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ClientStream::Tls(t) => Pin::new(t.as_mut()).poll_write(cx, buf),
-            ClientStream::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ClientStream::Tls(t) => Pin::new(t.as_mut()).poll_flush(cx),
-            ClientStream::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ClientStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ClientStream::Tls(t) => Pin::new(t.as_mut()).poll_shutdown(cx),
-            ClientStream::Gone => Poll::Ready(Err(gone())),
-        }
-    }
-}
+pub use sixstack_tls::client_stream::ClientStream;
 
 /// The control connection: commands out, replies in.
 pub struct Control<S> {

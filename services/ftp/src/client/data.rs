@@ -203,7 +203,10 @@ impl<T: Transport> Session<'_, T> {
                 .tls
                 .clone()
                 .ok_or_else(|| ClientError::Tls("PROT P without a TLS configuration".into()))?;
-            data = data.upgrade(&self.host, config).await?;
+            data = data
+                .upgrade(&self.host, config)
+                .await
+                .map_err(ClientError::Tls)?;
         }
         let moved = self.pump(&mut data, flow, name, offset, total, ascii).await;
         drop(data);

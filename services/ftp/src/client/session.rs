@@ -158,8 +158,11 @@ impl<T: Transport> Session<'_, T> {
                 }
                 let host = self.host.clone();
                 let ctl = self.ctl()?;
-                let plain = std::mem::replace(&mut ctl.stream, ClientStream::Gone);
-                ctl.stream = plain.upgrade(&host, config).await?;
+                let plain = std::mem::replace(&mut ctl.stream, ClientStream::Closed);
+                ctl.stream = plain
+                    .upgrade(&host, config)
+                    .await
+                    .map_err(ClientError::Tls)?;
                 Ok("AUTH TLS: control connection protected".into())
             }
             Command::User(u) => {
@@ -303,7 +306,10 @@ impl<T: Transport> Session<'_, T> {
             .trim_end_matches(']')
             .to_string();
         if implicit {
-            stream = stream.upgrade(&self.host, self.tls_config()?).await?;
+            stream = stream
+                .upgrade(&self.host, self.tls_config()?)
+                .await
+                .map_err(ClientError::Tls)?;
         }
         let mut ctl = Control::new(stream, self.opts.timeout);
         let mut greeting = ctl.reply(t, "the greeting").await?;
