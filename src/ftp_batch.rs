@@ -2,15 +2,16 @@
 //! kernel's with --kernel) and reports each step: a progress bar on a terminal, a log
 //! line per step otherwise; the exit status says whether every step completed.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Args;
 use sixstack_ftp::client::{self, ClientError, Options, Report};
 use sixstack_transport::Transport;
 
 use crate::client_run::{self, Job, Via};
+use crate::progress::Bar;
 use crate::vault_cmd::VaultArgs;
 
 /// Options of `sixstack ftp batch`.
@@ -53,66 +54,22 @@ pub struct BatchArgs {
 
 /// Prints steps as they complete.
 struct Printer {
-    bar: bool,
-    last_draw: Option<Instant>,
+    bar: Bar,
 }
 
 impl Report for Printer {
     fn step_ok(&mut self, line: usize, what: &str) {
-        self.clear_bar();
+        self.bar.clear();
         println!("line {line}: {what}");
     }
 
     fn step_failed(&mut self, line: usize, what: &str, error: &ClientError) {
-        self.clear_bar();
+        self.bar.clear();
         eprintln!("line {line}: {what}: FAILED: {error}");
     }
 
     fn progress(&mut self, _line: usize, name: &str, done: u64, total: Option<u64>) {
-        if !self.bar {
-            return;
-        }
-        if self
-            .last_draw
-            .is_some_and(|t| t.elapsed() < Duration::from_millis(100))
-        {
-            return;
-        }
-        self.last_draw = Some(Instant::now());
-        let line = match total {
-            Some(t) if t > 0 => {
-                let frac = (done as f64 / t as f64).clamp(0.0, 1.0);
-                let filled = (frac * 30.0) as usize;
-                format!(
-                    "\r{name:.30} [{}{}] {:5.1}% {}",
-                    "#".repeat(filled),
-                    " ".repeat(30 - filled),
-                    frac * 100.0,
-                    human(done)
-                )
-            }
-            _ => format!("\r{name:.30} {}", human(done)),
-        };
-        let mut e = std::io::stderr();
-        let _ = write!(e, "{line}\x1b[K");
-        let _ = e.flush();
-    }
-}
-
-impl Printer {
-    fn clear_bar(&mut self) {
-        if self.bar && self.last_draw.take().is_some() {
-            let _ = write!(std::io::stderr(), "\r\x1b[K");
-        }
-    }
-}
-
-fn human(b: u64) -> String {
-    match b {
-        b if b >= 1 << 30 => format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64),
-        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1u64 << 20) as f64),
-        b if b >= 1 << 10 => format!("{:.1} KiB", b as f64 / 1024.0),
-        b => format!("{b} B"),
+        self.bar.draw(name, done, total);
     }
 }
 
@@ -128,8 +85,7 @@ impl Job for BatchJob {
 
     async fn run<T: Transport + 'static>(self, t: T) -> client::Outcome {
         let mut printer = Printer {
-            bar: self.bar,
-            last_draw: None,
+            bar: Bar::new(self.bar),
         };
         let vault = self.vault;
         let passwords = move |name: &str| vault.password(name);

@@ -143,6 +143,12 @@ enum Cmd {
     /// Run a command on a host's rexec server (TCP 512) and exit with its status
     /// (255 when sixstack could not learn it).
     Rexec(Box<sixstack::rexec_cmd::RexecCmd>),
+    /// Copy files and run commands on SSH hosts through scpd, the pass-through daemon
+    /// (a script of DAEMON, HOST, INPUT+STOR, OUTPUT+RETR, EXEC, ...).
+    Scp(Box<sixstack::scp_cmd::ScpArgs>),
+    /// The SSH pass-through daemon appliances copy through (runs on a Linux host, kernel
+    /// sockets; public-key SSH only; nothing it relays touches its disk).
+    Scpd(sixstack::scp_cmd::ScpdArgs),
     /// Convert a text report (plain, ASA or machine carriage control) to PDF. A password
     /// given as vault:NAME is read from the vault.
     Txt2pdf {
@@ -436,6 +442,7 @@ fn main() -> ExitCode {
         } | Cmd::Vault { .. }
             | Cmd::Mail { .. }
             | Cmd::Rexec(_)
+            | Cmd::Scp(_)
             | Cmd::Txt2pdf { .. }
     );
     let level = if quiet { "warn" } else { "info" };
@@ -539,6 +546,8 @@ fn main() -> ExitCode {
             action: MailAction::Send(args),
         } => return exit_with(sixstack::mail_cmd::run(*args)),
         Cmd::Rexec(args) => return exit_with(sixstack::rexec_cmd::run(*args)),
+        Cmd::Scp(args) => return exit_with(sixstack::scp_cmd::run(*args)),
+        Cmd::Scpd(args) => sixstack::scp_cmd::scpd(args),
         Cmd::Txt2pdf { args, vault } => txt2pdf(*args, &vault),
         Cmd::Vault { action, vault } => sixstack::vault_cmd::run(&vault, action).map(|out| {
             if !out.is_empty() {

@@ -19,6 +19,8 @@ pub mod clients;
 pub mod logs;
 pub mod postfix;
 pub mod rexecd;
+pub mod scpd;
+pub mod sshd;
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 

@@ -179,7 +179,8 @@ fn err<T>(line: usize, reason: impl Into<String>) -> Result<T, ScriptError> {
 }
 
 /// Splits a line into words; `"..."` quotes a word with spaces (`\"` and `\\` inside).
-fn words(line: &str, n: usize) -> Result<Vec<String>, ScriptError> {
+/// (Shared with the other batch clients' scripts.)
+pub fn words(line: &str, n: usize) -> Result<Vec<String>, ScriptError> {
     let mut out = Vec::new();
     let mut chars = line.chars().peekable();
     loop {
@@ -222,7 +223,14 @@ fn words(line: &str, n: usize) -> Result<Vec<String>, ScriptError> {
     }
 }
 
-fn arity(n: usize, kw: &str, args: &[String], min: usize, max: usize) -> Result<(), ScriptError> {
+/// Checks that `kw` got `min` to `max` arguments.
+pub fn arity(
+    n: usize,
+    kw: &str,
+    args: &[String],
+    min: usize,
+    max: usize,
+) -> Result<(), ScriptError> {
     if args.len() < min || args.len() > max {
         let want = match (min, max) {
             (a, b) if a == b => format!("{a}"),
