@@ -61,7 +61,10 @@ pub fn ensure_lab_tls() -> Result<sixstack_tls::selfsigned::LabFiles, String> {
     if files.exist() {
         return Ok(files);
     }
-    let tmp = dir.with_extension(format!("tmp-{}", std::process::id()));
+    // One temporary directory per call: threads of one process may race here too.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.with_extension(format!("tmp-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     sixstack_tls::selfsigned::create(&tmp, &cert_cmd::lab_names(), "lab-client")
         .map_err(|e| e.to_string())?;

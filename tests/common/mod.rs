@@ -36,13 +36,15 @@ impl LabGuard {
         let tag = format!("{:x}{n}", std::process::id() & 0xffff);
         let lab = Lab::for_test(&tag, (n % 250) as u8 + 1, tap);
         lab.down();
-        lab.up().unwrap_or_else(|e| panic!("lab up: {e}"));
-        // The built-in lab configuration serves TLS from the shared lab material.
-        sixstack::ensure_lab_tls().unwrap_or_else(|e| panic!("lab TLS material: {e}"));
-        LabGuard {
+        // The guard exists before anything can fail, so a failure removes the lab.
+        let g = LabGuard {
             lab,
             emulators: Default::default(),
-        }
+        };
+        g.lab.up().unwrap_or_else(|e| panic!("lab up: {e}"));
+        // The built-in lab configuration serves TLS from the shared lab material.
+        sixstack::ensure_lab_tls().unwrap_or_else(|e| panic!("lab TLS material: {e}"));
+        g
     }
 
     /// Emulates NIC RSS on the peer's veth for as long as the guard lives.

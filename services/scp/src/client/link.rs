@@ -39,10 +39,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Link<S> {
     ) -> Result<Link<S>, ClientError> {
         let to = sixstack_transport::resolve(host, port)
             .map_err(|e| ClientError::Connection(format!("scpd {host}: {e}")))?;
-        let tcp = t
-            .connect(to, opts.timeout)
-            .await
-            .map_err(|e| ClientError::Connection(format!("cannot connect to scpd at {to}: {e}")))?;
+        let tcp = t.connect(to, opts.timeout).await.map_err(|e| {
+            ClientError::Connection(format!("cannot connect to scpd: {e} ({:?})", e.kind()))
+        })?;
         let name = opts.server_name.as_deref().unwrap_or(host);
         let tls = sixstack_transport::timeout(
             t,

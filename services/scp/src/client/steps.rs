@@ -57,10 +57,12 @@ fn local_err(p: &Path, what: &str, e: impl std::fmt::Display) -> ClientError {
 }
 
 /// Whether a failed attempt is tried again: only a broken connection, and only while
-/// attempts remain. The broken link is dropped either way.
+/// attempts remain. The broken link is dropped either way; the first failure is kept in
+/// `first` so the final error tells the whole story.
 async fn again<T: Transport, S>(
     t: &T,
-    e: &ClientError,
+    e: &mut ClientError,
+    first: &mut Option<String>,
     attempt: u32,
     opts: &Options,
     link: &mut Option<Link<S>>,
@@ -70,9 +72,15 @@ async fn again<T: Transport, S>(
     }
     *link = None;
     if attempt >= opts.retries {
+        if let Some(f) = first.take() {
+            *e = ClientError::Connection(format!("{f}; tried again {attempt} time(s): {e}"));
+        }
         return false;
     }
     log::warn!("{e}; trying again ({} of {})", attempt + 1, opts.retries);
+    if first.is_none() {
+        *first = Some(e.to_string());
+    }
     t.sleep(std::time::Duration::from_millis(
         500 * u64::from(attempt + 1),
     ))
@@ -115,15 +123,20 @@ pub(crate) async fn stor<T: Transport>(
 ) -> Result<String, ClientError> {
     let local = local.ok_or_else(|| ClientError::Local("STOR without INPUT".into()))?;
     let size = converted_size(local, st)?;
-    let mut attempt = 0;
+    let (mut attempt, mut first) = (0, None);
     loop {
         let r = match ensure_link(t, link, st, opts).await {
             Ok(l) => stor_once(t, l, st, opts, line, local, remote, size, report).await,
             Err(e) => Err(e),
         };
         match r {
-            Err(e) if again(t, &e, attempt, opts, link).await => attempt += 1,
-            r => return r,
+            Err(mut e) => {
+                if !again(t, &mut e, &mut first, attempt, opts, link).await {
+                    return Err(e);
+                }
+                attempt += 1;
+            }
+            ok => return ok,
         }
     }
 }
@@ -266,15 +279,20 @@ pub(crate) async fn retr<T: Transport>(
     report: &mut dyn Report,
 ) -> Result<String, ClientError> {
     let local = local.ok_or_else(|| ClientError::Local("RETR without OUTPUT".into()))?;
-    let mut attempt = 0;
+    let (mut attempt, mut first) = (0, None);
     loop {
         let r = match ensure_link(t, link, st, opts).await {
             Ok(l) => retr_once(t, l, st, opts, line, local, remote, report).await,
             Err(e) => Err(e),
         };
         match r {
-            Err(e) if again(t, &e, attempt, opts, link).await => attempt += 1,
-            r => return r,
+            Err(mut e) => {
+                if !again(t, &mut e, &mut first, attempt, opts, link).await {
+                    return Err(e);
+                }
+                attempt += 1;
+            }
+            ok => return ok,
         }
     }
 }

@@ -304,24 +304,25 @@ async fn stor_scp<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(_) => Outcome::Failed(scp_broke(e, ssh, target, what).await),
         };
     }
-    let end =
-        match received {
-            // Without the rest, the sink never completes the temporary file: ssh is killed.
-            Ok(Received::Aborted(why)) => {
-                return failed(
-                    ErrorKind::Aborted,
-                    format!("{what}: the appliance gave up: {why}"),
-                )
-            }
-            Err(gone) => return gone,
-            Ok(Received::End { claimed, arrived }) if claimed == arrived => claimed,
-            Ok(Received::End { claimed, arrived }) => return failed(
+    let end = match received {
+        // Without the rest, the sink never completes the temporary file: ssh is killed.
+        Ok(Received::Aborted(why)) => {
+            return failed(
+                ErrorKind::Aborted,
+                format!("{what}: the appliance gave up: {why}"),
+            )
+        }
+        Err(gone) => return gone,
+        Ok(Received::End { claimed, arrived }) if claimed == arrived => claimed,
+        Ok(Received::End { claimed, arrived }) => {
+            return failed(
                 ErrorKind::BadRequest,
                 format!(
                     "{what}: the appliance ended the upload at {claimed} bytes but sent {arrived}"
                 ),
-            ),
-        };
+            )
+        }
+    };
     if end != req.size {
         return failed(
             ErrorKind::BadRequest,
