@@ -162,6 +162,15 @@ fn run_inner(args: ScpArgs) -> Result<client::Outcome, String> {
 pub fn scpd(args: ScpdArgs) -> Result<(), String> {
     let config =
         sixstack_scp::daemon::DaemonConfig::load(&args.config).map_err(|e| e.to_string())?;
+    if args.check {
+        sixstack_scp::daemon::acceptor(&config).map_err(|e| e.to_string())?;
+        println!(
+            "{}: ok ({} appliance(s) on the allow-list)",
+            args.config.display(),
+            config.appliances.len()
+        );
+        return Ok(());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -171,10 +180,6 @@ pub fn scpd(args: ScpdArgs) -> Result<(), String> {
         let daemon = sixstack_scp::daemon::Daemon::bind(config)
             .await
             .map_err(|e| e.to_string())?;
-        if args.check {
-            println!("{}: ok", args.config.display());
-            return Ok(());
-        }
         let addrs: Vec<String> = daemon.local_addrs().iter().map(|a| a.to_string()).collect();
         println!(
             "scpd: listening on {} ({appliances} appliance(s) on the allow-list)",

@@ -231,6 +231,35 @@ fn refusals_are_clear_and_change_nothing() {
         assert!(lab.sshd.get("refused.txt").is_none());
         assert!(!lab.local.join("g").exists());
     }
+    // The daemon's configuration is checked before it starts: a good one passes, a broken
+    // one names its line.
+    let cfg = lab.daemon_config(&lab.sshd.known_hosts, PORT + 3);
+    let ok = common::clients::run(
+        Command::new(BIN)
+            .args(["scpd", "--check", "--config"])
+            .arg(&cfg),
+    );
+    assert_eq!(ok.code, 0, "{}", ok.out);
+    assert!(
+        ok.out.contains("ok (1 appliance(s) on the allow-list)"),
+        "{}",
+        ok.out
+    );
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, text.replace("common_name = \"appliance-1\"\n", "")).unwrap();
+    let bad = common::clients::run(
+        Command::new(BIN)
+            .args(["scpd", "--check", "--config"])
+            .arg(&cfg),
+    );
+    assert_ne!(bad.code, 0);
+    assert!(
+        bad.out
+            .contains(":9:1: appliance \"branch-1\": needs common_name or fingerprint"),
+        "{}",
+        bad.out
+    );
+
     // A script that does not parse runs nothing.
     let r = lab.scp(
         &format!("{}INPUT f\nSTOR x\nFROB\n", lab.header(false)),

@@ -58,14 +58,7 @@ impl std::fmt::Debug for Daemon {
 impl Daemon {
     /// Loads the TLS material and opens the listeners (inside a tokio runtime).
     pub async fn bind(config: DaemonConfig) -> Result<Daemon, DaemonError> {
-        let mut settings = ServerSettings::new(&config.cert, &config.key);
-        settings.client_ca = Some(config.client_ca.clone());
-        settings.client_auth = ClientAuth::Required;
-        settings.policy = TlsPolicy {
-            require_tls13: config.require_tls13,
-        };
-        let factory = ServerFactory::new(settings)?;
-        let acceptor = TlsAcceptor::from(factory.server_config()?);
+        let acceptor = acceptor(&config)?;
         let mut listeners = Vec::new();
         for addr in &config.listen {
             let l = bind_listener(*addr).map_err(|source| DaemonError::Listen {
@@ -137,6 +130,19 @@ impl Daemon {
         }
         while tasks.join_next().await.is_some() {}
     }
+}
+
+/// The TLS acceptor of `config`: its certificate, and appliance certificates required
+/// to chain to its client CA. Also what `scpd --check` checks.
+pub fn acceptor(config: &DaemonConfig) -> Result<TlsAcceptor, DaemonError> {
+    let mut settings = ServerSettings::new(&config.cert, &config.key);
+    settings.client_ca = Some(config.client_ca.clone());
+    settings.client_auth = ClientAuth::Required;
+    settings.policy = TlsPolicy {
+        require_tls13: config.require_tls13,
+    };
+    let factory = ServerFactory::new(settings)?;
+    Ok(TlsAcceptor::from(factory.server_config()?))
 }
 
 fn bind_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
