@@ -231,6 +231,64 @@ fn refusals_are_clear_and_change_nothing() {
         assert!(lab.sshd.get("refused.txt").is_none());
         assert!(!lab.local.join("g").exists());
     }
+    // An appliance that speaks nonsense inside TLS (openssl as the client) is told so and
+    // cut off; the daemon goes on serving.
+    let pki = lab.pki();
+    let to = format!("{}:{PORT}", lab.g.lab.peer4());
+    let out = common::in_ns(&lab.g.lab.app_ns.clone(), {
+        let pki = pki.clone();
+        move || {
+            let mut c = Command::new("openssl")
+                .args(["s_client", "-quiet", "-connect", &to])
+                .arg("-CAfile")
+                .arg(pki.join("ca.pem"))
+                .arg("-cert")
+                .arg(pki.join("appliance.pem"))
+                .arg("-key")
+                .arg(pki.join("appliance.key"))
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            let mut w = c.stdin.take().unwrap();
+            // A Request whose payload is not JSON, then an unknown frame kind.
+            w.write_all(b"\x02\x00\x00\x00\x05hello").unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            let _ = w.write_all(b"\xff\x00\x00\x00\x00");
+            std::thread::sleep(Duration::from_millis(500));
+            drop(w);
+            let out = c.wait_with_output().unwrap();
+            String::from_utf8_lossy(&out.stdout).to_string()
+        }
+    });
+    assert!(out.contains("\"appliance\":\"branch-1\""), "{out}");
+    assert!(out.contains("\"kind\":\"bad_request\""), "{out}");
+    let r = lab.scp(
+        &format!("{}INPUT f\nSTOR after-nonsense.txt\n", lab.header(false)),
+        false,
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert_eq!(lab.sshd.get("after-nonsense.txt").unwrap(), b"data");
+
+    // A daemon whose certificate does not lead to the appliance's CA is refused.
+    std::fs::write(
+        lab.dir.0.join("other-ca.pem"),
+        sixstack_tls::selfsigned::LabCa::new("other")
+            .unwrap()
+            .cert_pem,
+    )
+    .unwrap();
+    let r = lab.scp_with(
+        &format!("{}INPUT f\nSTOR x\n", lab.header(false)),
+        false,
+        &["--ca", lab.dir.0.join("other-ca.pem").to_str().unwrap()],
+    );
+    assert_eq!(r.code, 1, "{}", r.out);
+    assert!(r.out.contains("TLS handshake with scpd"), "{}", r.out);
+    assert!(r.out.contains("UnknownIssuer"), "{}", r.out);
+
     // The daemon's configuration is checked before it starts: a good one passes, a broken
     // one names its line.
     let cfg = lab.daemon_config(&lab.sshd.known_hosts, PORT + 3);

@@ -183,7 +183,7 @@ impl ScpLab {
         self.scp_with(script, rogue, &[])
     }
 
-    /// [`ScpLab::scp`] with extra options.
+    /// [`ScpLab::scp`] with extra options (a `--ca` of their own replaces the lab's).
     pub fn scp_with(&self, script: &str, rogue: bool, extra: &[&str]) -> Run {
         let f = self.dir.0.join("script.txt");
         std::fs::write(&f, script).unwrap();
@@ -194,8 +194,11 @@ impl ScpLab {
             .arg(&f)
             .arg("--config")
             .arg(&self.link)
-            .arg("--ca")
-            .arg(p.join("ca.pem"))
+            .args(if extra.contains(&"--ca") {
+                vec![]
+            } else {
+                vec!["--ca".into(), p.join("ca.pem").into_os_string()]
+            })
             .arg("--cert")
             .arg(p.join(format!("{who}.pem")))
             .arg("--key")

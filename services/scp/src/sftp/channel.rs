@@ -158,8 +158,9 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> Channel<R, W> {
         }
     }
 
-    /// Marks the channel unusable after an I/O or protocol failure.
-    fn note<T>(&mut self, r: Result<T, SftpError>) -> Result<T, SftpError> {
+    /// Passes `r` through, marking the channel unusable if it is an I/O or protocol
+    /// failure: after one, the channel's position in the packet stream is unknown.
+    pub(super) fn note<T>(&mut self, r: Result<T, SftpError>) -> Result<T, SftpError> {
         if let Err(SftpError::Io(_) | SftpError::Protocol(_)) = &r {
             self.broken = true;
         }

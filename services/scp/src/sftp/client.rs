@@ -13,8 +13,8 @@ use super::packet::{self, status, Reply, Request};
 /// An SFTP version 3 client over an open byte channel (the stdin and stdout of
 /// `ssh -s HOST sftp`). Requests are issued one call at a time; transfers pipeline up to
 /// [`MAX_IN_FLIGHT`](super::MAX_IN_FLIGHT) requests. After an [`SftpError::Io`] or
-/// [`SftpError::Protocol`] every later call fails; a [`SftpError::Status`] leaves the
-/// client usable.
+/// [`SftpError::Protocol`] every later call fails (the session is lost: start a new
+/// one); a [`SftpError::Status`] leaves the client usable.
 pub struct SftpClient<R, W> {
     pub(super) chan: Channel<R, W>,
     pub(super) version: u32,
@@ -72,6 +72,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SftpClient<R, W> {
     /// The attributes of `path`, following symbolic links; `None` when there is no such
     /// file.
     pub async fn stat(&mut self, path: &str) -> Result<Option<Attrs>, SftpError> {
+        let r = self.stat_once(path).await;
+        self.chan.note(r)
+    }
+
+    async fn stat_once(&mut self, path: &str) -> Result<Option<Attrs>, SftpError> {
         let id = self.chan.next_id();
         self.chan.send(&Request::Stat { id, path }).await?;
         let body = self.chan.recv(id).await?;
@@ -86,7 +91,8 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SftpClient<R, W> {
     pub async fn remove(&mut self, path: &str) -> Result<(), SftpError> {
         let id = self.chan.next_id();
         self.chan.send(&Request::Remove { id, path }).await?;
-        self.expect_ok(id, "remove", path).await
+        let r = self.expect_ok(id, "remove", path).await;
+        self.chan.note(r)
     }
 
     /// Renames `from` to `to`, replacing `to` if it exists. With the server's
@@ -94,6 +100,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SftpClient<R, W> {
     /// first (a missing `to` is fine), then renamed, so a failure between the two leaves
     /// no `to`.
     pub async fn rename(&mut self, from: &str, to: &str) -> Result<(), SftpError> {
+        let r = self.rename_once(from, to).await;
+        self.chan.note(r)
+    }
+
+    async fn rename_once(&mut self, from: &str, to: &str) -> Result<(), SftpError> {
         let both = format!("{from} -> {to}");
         if self.has_extension(packet::POSIX_RENAME) {
             let id = self.chan.next_id();

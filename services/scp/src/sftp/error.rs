@@ -7,11 +7,12 @@ use super::packet::{status, PacketError};
 #[non_exhaustive]
 pub enum SftpError {
     /// The channel broke: the ssh child exited, closed its end, or a read or write failed.
-    /// The client is unusable afterwards.
+    /// Every later call on the client fails.
     #[error("SFTP channel: {0}")]
     Io(#[from] std::io::Error),
     /// The server sent a malformed packet, a reply to no outstanding request, or a reply of
-    /// the wrong kind. The client is unusable afterwards.
+    /// the wrong kind; also a request too long to encode. Every later call on the client
+    /// fails.
     #[error("SFTP protocol error: {0}")]
     Protocol(String),
     /// The server refused an operation with a STATUS code ([`status`](super::packet::status)).

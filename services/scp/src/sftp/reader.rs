@@ -75,6 +75,11 @@ const CHUNK_U32: u32 = CHUNK as u32;
 impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SftpClient<R, W> {
     /// Opens `path` for reading and asks its size; reading starts at byte `from`.
     pub async fn open_read(&mut self, path: &str, from: u64) -> Result<FileReader, SftpError> {
+        let r = self.open_read_once(path, from).await;
+        self.chan.note(r)
+    }
+
+    async fn open_read_once(&mut self, path: &str, from: u64) -> Result<FileReader, SftpError> {
         let handle = self
             .open("open", path, open_flags::READ, &Attrs::default())
             .await?;
@@ -112,6 +117,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SftpClient<R, W> {
     /// The next bytes of the file, in order; `None` at the end. Keeps up to
     /// [`MAX_IN_FLIGHT`] READs outstanding (fewer past the size FSTAT gave).
     pub async fn read(&mut self, f: &mut FileReader) -> Result<Option<Vec<u8>>, SftpError> {
+        let r = self.read_once(f).await;
+        self.chan.note(r)
+    }
+
+    async fn read_once(&mut self, f: &mut FileReader) -> Result<Option<Vec<u8>>, SftpError> {
         if let Some(e) = f.failed() {
             return Err(e);
         }
@@ -173,8 +183,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SftpClient<R, W> {
 
     /// Waits for the outstanding READs and closes the file.
     pub async fn close_read(&mut self, mut f: FileReader) -> Result<(), SftpError> {
-        self.drain(&mut f).await?;
-        self.close_handle(&f.handle, &f.path).await
+        let r = match self.drain(&mut f).await {
+            Ok(()) => self.close_handle(&f.handle, &f.path).await,
+            Err(e) => Err(e),
+        };
+        self.chan.note(r)
     }
 
     /// Sends new READs while fewer than [`MAX_IN_FLIGHT`] are outstanding. Past the size

@@ -60,6 +60,16 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SftpClient<R, W> {
         resume_at: Option<u64>,
         mode: u32,
     ) -> Result<FileWriter, SftpError> {
+        let r = self.create_once(path, resume_at, mode).await;
+        self.chan.note(r)
+    }
+
+    async fn create_once(
+        &mut self,
+        path: &str,
+        resume_at: Option<u64>,
+        mode: u32,
+    ) -> Result<FileWriter, SftpError> {
         let mut pflags = open_flags::WRITE | open_flags::CREAT;
         if resume_at.is_none() {
             pflags |= open_flags::TRUNC;
@@ -82,6 +92,11 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SftpClient<R, W> {
     /// bytes, waiting for the oldest acknowledgement whenever [`MAX_IN_FLIGHT`] are
     /// outstanding. A refused WRITE fails this call or a later one, and every call after.
     pub async fn write(&mut self, f: &mut FileWriter, data: &[u8]) -> Result<(), SftpError> {
+        let r = self.write_once(f, data).await;
+        self.chan.note(r)
+    }
+
+    async fn write_once(&mut self, f: &mut FileWriter, data: &[u8]) -> Result<(), SftpError> {
         if let Some(e) = f.failed() {
             return Err(e);
         }
@@ -107,7 +122,12 @@ impl<R: AsyncRead + Unpin, W: AsyncWrite + Unpin> SftpClient<R, W> {
     /// Waits for every outstanding acknowledgement, closes the file and returns the final
     /// offset. The handle is closed even when a WRITE was refused; that refusal is the
     /// error returned.
-    pub async fn finish_write(&mut self, mut f: FileWriter) -> Result<u64, SftpError> {
+    pub async fn finish_write(&mut self, f: FileWriter) -> Result<u64, SftpError> {
+        let r = self.finish_once(f).await;
+        self.chan.note(r)
+    }
+
+    async fn finish_once(&mut self, mut f: FileWriter) -> Result<u64, SftpError> {
         while !f.in_flight.is_empty() {
             match self.ack_oldest(&mut f).await {
                 Ok(()) | Err(SftpError::Status { .. }) => {}
