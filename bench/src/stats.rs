@@ -11,6 +11,7 @@ const MAX_LATENCY_NS: u64 = 60_000_000_000;
 pub const MAX_ERROR_MSGS: usize = 8;
 
 /// A latency histogram in nanoseconds, 3 significant digits.
+#[allow(clippy::expect_used)] // Constant bounds: this cannot fail at run time.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3).expect("constant histogram bounds are valid")
 }

@@ -3,7 +3,7 @@
 //!
 //! Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN) and `ip`; skipped, with a note, without them.
 #![allow(unsafe_code)]
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};

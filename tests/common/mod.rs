@@ -1,6 +1,6 @@
 //! The interop harness: uniquely named labs that always go away, the appliance started
 //! in-process on them, and kernel peers (ping, socat, std sockets) in the peer namespace.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
