@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use sixstack_basic::Kind;
 use sixstack_drivers::afxdp::{XdpAttachMode, XdpConfig, XdpFilter, XdpLink, XdpProgram, ZeroCopy};
+use sixstack_drivers::fault::{FaultConfig, FaultLink};
 use sixstack_drivers::pcap::PcapLink;
 use sixstack_drivers::rss::{self, NtupleRule, Proto as RssProto, RssConfig};
 use sixstack_drivers::tap::TapLink;
@@ -754,6 +755,12 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
         ifname: ifc.name.clone(),
         reason,
     };
+    if let Some(f) = &cfg.fault {
+        log::warn!(
+            "fault injection is on: {f} (for tests and demonstrations: frames are hurt on \
+             purpose, and shards busy-poll while delayed frames are held)"
+        );
+    }
     let mut program = None;
     let mut rules = Vec::new();
     let mut pending: Vec<Box<dyn FnOnce(ShardSetup) -> Spawned + Send>> = Vec::new();
@@ -828,7 +835,7 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
             program = Some(prog);
             rules = ntuple_rules(&cfg, &plan.queues);
             for link in links {
-                pending.push(with_pcap(link, ifc.pcap.clone()));
+                pending.push(wrapped(link, ifc.pcap.clone(), cfg.fault));
             }
             (mac, plan)
         }
@@ -836,7 +843,7 @@ pub fn start(cfg: Config, job: ShardJob) -> Result<Running, AppError> {
             let name = ifc.name.clone();
             let mtu = ifc.mtu.unwrap_or(1500);
             let link = in_ns(ns, || TapLink::open(&name, mtu))?.map_err(|e| fail(e.to_string()))?;
-            pending.push(with_pcap(link, ifc.pcap.clone()));
+            pending.push(wrapped(link, ifc.pcap.clone(), cfg.fault));
             let mut p = plan(&cfg, 1);
             p.queues.truncate(1);
             p.cores.truncate(1);
@@ -942,6 +949,29 @@ struct ShardSetup {
 }
 
 struct Spawned(std::thread::JoinHandle<Result<ShardStats, AppError>>);
+
+/// Wraps a shard's link as configured. The fault link sits inside the pcap wrapper, so a
+/// capture shows the frames as the stack itself sent and received them: sent frames before
+/// the faults hit them, received frames after (a corrupted byte, a duplicate or a new order
+/// is visible; a frame lost on receive is absent, one lost on send is present).
+/// Each shard's faults get a seed derived from the configured one and the shard's index,
+/// so shards do not drop in lockstep.
+fn wrapped<L: Link + Send + 'static>(
+    link: L,
+    pcap: Option<String>,
+    fault: Option<FaultConfig>,
+) -> Box<dyn FnOnce(ShardSetup) -> Spawned + Send> {
+    let Some(fault) = fault else {
+        return with_pcap(link, pcap);
+    };
+    Box::new(move |setup: ShardSetup| {
+        let fault = fault.for_shard(setup.index);
+        match FaultLink::new(link, fault) {
+            Ok(link) => with_pcap(link, pcap)(setup),
+            Err(e) => spawn_shard::<L>(setup, move || Err(format!("fault: {e}"))),
+        }
+    })
+}
 
 fn with_pcap<L: Link + Send + 'static>(
     link: L,

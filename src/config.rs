@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 use serde::Deserialize;
+use sixstack_drivers::fault::{BurstLoss, Direction, FaultConfig, FaultDirection};
 use toml::Spanned;
 
 /// A configuration problem, located in its file.
@@ -116,10 +117,163 @@ pub struct Interface {
     /// `SO_BUSY_POLL` where the kernel supports preferred busy polling.
     #[serde(default = "default_busy_poll")]
     pub busy_poll_us: u32,
+    /// Fault injection on every shard's link, for tests and demonstrations:
+    /// `fault = { loss = 0.02, seed = 7 }`.
+    #[serde(default)]
+    pub fault: Option<Spanned<FaultTable>>,
 }
 
 fn default_busy_poll() -> u32 {
     50
+}
+
+/// `[interface] fault`: what the fault link does to the frames of every shard. The fields
+/// at the top apply both ways; an `rx` or `tx` table overrides them for one direction
+/// (`rx`: frames from the NIC to the stack, `tx`: frames the stack sends). See
+/// `sixstack_drivers::fault` for what each one does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultTable {
+    /// Seeds the decisions (default 1); shard `i` derives its own from it.
+    #[serde(default)]
+    pub seed: Option<Spanned<u64>>,
+    /// Probability a frame is dropped.
+    #[serde(default)]
+    pub loss: Option<Spanned<f64>>,
+    /// Probability a frame is delivered twice.
+    #[serde(default)]
+    pub duplicate: Option<Spanned<f64>>,
+    /// Probability a frame is held back until the next one has passed it.
+    #[serde(default)]
+    pub reorder: Option<Spanned<f64>>,
+    /// Probability one byte after the Ethernet header is flipped.
+    #[serde(default)]
+    pub corrupt: Option<Spanned<f64>>,
+    /// Fixed delay, milliseconds.
+    #[serde(default)]
+    pub delay_ms: Option<Spanned<f64>>,
+    /// Uniform variation of the delay either way, milliseconds.
+    #[serde(default)]
+    pub jitter_ms: Option<Spanned<f64>>,
+    /// Shaping rate, megabits per second (frames queue behind each other).
+    #[serde(default)]
+    pub rate_mbit: Option<Spanned<f64>>,
+    /// `{ every = M, length = N }`: the last N of every M frames are dropped.
+    #[serde(default)]
+    pub burst_loss: Option<Spanned<BurstLossTable>>,
+    /// The most frames held at once per direction (default 1000).
+    #[serde(default)]
+    pub queue_limit: Option<Spanned<usize>>,
+    /// Overrides for frames from the NIC to the stack.
+    #[serde(default)]
+    pub rx: Option<Spanned<Box<FaultTable>>>,
+    /// Overrides for frames the stack sends.
+    #[serde(default)]
+    pub tx: Option<Spanned<Box<FaultTable>>>,
+}
+
+/// `burst_loss = { every = M, length = N }`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BurstLossTable {
+    /// The period, in frames.
+    pub every: u64,
+    /// Frames dropped in a row at the end of each period.
+    pub length: u64,
+}
+
+impl FaultTable {
+    /// Where `field` is set in this table.
+    fn span_of(&self, field: &str) -> Option<std::ops::Range<usize>> {
+        let f64s = [
+            ("loss", &self.loss),
+            ("duplicate", &self.duplicate),
+            ("reorder", &self.reorder),
+            ("corrupt", &self.corrupt),
+            ("delay_ms", &self.delay_ms),
+            ("jitter_ms", &self.jitter_ms),
+            ("rate_mbit", &self.rate_mbit),
+        ];
+        match field {
+            "burst_loss" => self.burst_loss.as_ref().map(Spanned::span),
+            "queue_limit" => self.queue_limit.as_ref().map(Spanned::span),
+            _ => f64s
+                .into_iter()
+                .find(|(name, _)| *name == field)
+                .and_then(|(_, v)| v.as_ref().map(Spanned::span)),
+        }
+    }
+
+    /// Sets the fields given in this table on `d`.
+    fn apply(&self, d: &mut FaultDirection) {
+        let get = |v: &Option<Spanned<f64>>| v.as_ref().map(|v| *v.get_ref());
+        d.loss = get(&self.loss).unwrap_or(d.loss);
+        d.duplicate = get(&self.duplicate).unwrap_or(d.duplicate);
+        d.reorder = get(&self.reorder).unwrap_or(d.reorder);
+        d.corrupt = get(&self.corrupt).unwrap_or(d.corrupt);
+        d.delay_ms = get(&self.delay_ms).unwrap_or(d.delay_ms);
+        d.jitter_ms = get(&self.jitter_ms).unwrap_or(d.jitter_ms);
+        if let Some(r) = get(&self.rate_mbit) {
+            d.rate_mbit = Some(r);
+        }
+        if let Some(b) = &self.burst_loss {
+            let b = b.get_ref();
+            d.burst_loss = Some(BurstLoss {
+                every: b.every,
+                length: b.length,
+            });
+        }
+        if let Some(q) = &self.queue_limit {
+            d.queue_limit = *q.get_ref();
+        }
+    }
+}
+
+/// The fault link's settings from `[interface] fault`, or the place and reason they are
+/// refused.
+fn fault_config(t: &Spanned<FaultTable>) -> Result<FaultConfig, (std::ops::Range<usize>, String)> {
+    let top = t.get_ref();
+    for sub in [&top.rx, &top.tx].into_iter().flatten() {
+        let s = sub.get_ref();
+        if s.seed.is_some() || s.rx.is_some() || s.tx.is_some() {
+            return Err((
+                sub.span(),
+                "seed, rx and tx belong in the fault table itself, not in rx or tx".into(),
+            ));
+        }
+    }
+    let mut shared = FaultDirection::default();
+    top.apply(&mut shared);
+    let (mut rx, mut tx) = (shared, shared);
+    if let Some(s) = &top.rx {
+        s.get_ref().apply(&mut rx);
+    }
+    if let Some(s) = &top.tx {
+        s.get_ref().apply(&mut tx);
+    }
+    let cfg = FaultConfig {
+        seed: top.seed.as_ref().map_or(1, |s| *s.get_ref()),
+        rx,
+        tx,
+    };
+    cfg.validate().map_err(|e| {
+        let sub = match e.direction {
+            Direction::Rx => &top.rx,
+            Direction::Tx => &top.tx,
+        };
+        let (span, name) = match sub.as_ref().and_then(|s| s.get_ref().span_of(e.field)) {
+            Some(span) => (span, format!("{}.{}", e.direction.name(), e.field)),
+            None => (
+                top.span_of(e.field).unwrap_or(t.span()),
+                e.field.to_string(),
+            ),
+        };
+        (
+            span,
+            format!("interface.fault.{name} = {} {}", e.value, e.reason),
+        )
+    })?;
+    Ok(cfg)
 }
 
 /// Receive-hash knowledge.
@@ -862,6 +1016,8 @@ pub struct Config {
     pub gateway6: Option<Ipv6Addr>,
     /// Explicit MAC.
     pub mac: Option<[u8; 6]>,
+    /// Fault injection on the links (`[interface] fault`), validated; shard 0's seed.
+    pub fault: Option<FaultConfig>,
     /// The directory relative paths in the file are taken from.
     pub base_dir: std::path::PathBuf,
 }
@@ -1369,12 +1525,17 @@ impl Config {
                 ));
             }
         }
+        let fault = match &file.interface.fault {
+            Some(t) => Some(fault_config(t).map_err(|(span, r)| err(span, r))?),
+            None => None,
+        };
         Ok(Config {
             ipv4,
             ipv6,
             gateway4,
             gateway6,
             mac,
+            fault,
             file,
             base_dir: std::path::PathBuf::from("."),
         })
@@ -1527,6 +1688,76 @@ port = 7
         assert!(e.starts_with("bad.toml:1:"), "{e}");
         let e = error_of(&GOOD.replace("ipv6 = [\"fd77::2/64\"]", "ipv6 = [\"ff02::1/64\"]"));
         assert!(e.contains("cannot be an interface address"), "{e}");
+    }
+
+    #[test]
+    fn fault_option_parses_inline_and_as_a_table() {
+        assert!(Config::parse(GOOD, "good.toml").unwrap().fault.is_none());
+        let inline = GOOD.replace(
+            "driver = \"af_xdp\"",
+            "driver = \"af_xdp\"\nfault = { loss = 0.02, seed = 7 }",
+        );
+        let f = Config::parse(&inline, "good.toml").unwrap().fault.unwrap();
+        assert_eq!((f.seed, f.rx.loss, f.tx.loss), (7, 0.02, 0.02));
+        assert_eq!(f.rx.delay_ms, 0.0);
+        let table = format!(
+            "{GOOD}\n[interface.fault]\nloss = 0.01\ndelay_ms = 20\n\
+             burst_loss = {{ every = 100, length = 5 }}\nrx = {{ loss = 0.05 }}\n\
+             tx = {{ rate_mbit = 100, jitter_ms = 2.5, queue_limit = 50 }}\n"
+        );
+        let f = Config::parse(&table, "good.toml").unwrap().fault.unwrap();
+        assert_eq!(f.seed, 1, "the default seed");
+        assert_eq!((f.rx.loss, f.tx.loss), (0.05, 0.01));
+        assert_eq!((f.rx.delay_ms, f.tx.delay_ms), (20.0, 20.0));
+        assert_eq!((f.rx.rate_mbit, f.tx.rate_mbit), (None, Some(100.0)));
+        assert_eq!((f.rx.jitter_ms, f.tx.jitter_ms), (0.0, 2.5));
+        assert_eq!((f.rx.queue_limit, f.tx.queue_limit), (1000, 50));
+        let burst = sixstack_drivers::fault::BurstLoss {
+            every: 100,
+            length: 5,
+        };
+        assert_eq!(
+            (f.rx.burst_loss, f.tx.burst_loss),
+            (Some(burst), Some(burst))
+        );
+    }
+
+    #[test]
+    fn bad_fault_values_are_refused_with_their_line() {
+        let with = |fault: &str| {
+            error_of(&GOOD.replace(
+                "driver = \"af_xdp\"",
+                &format!("driver = \"af_xdp\"\nfault = {fault}"),
+            ))
+        };
+        let e = with("{ loss = 1.5 }");
+        assert!(e.starts_with("bad.toml:5:"), "{e}");
+        assert!(
+            e.contains("interface.fault.loss = 1.5 is not a probability"),
+            "{e}"
+        );
+        let e = with("{ loss = 0.1, rx = { duplicate = -0.1 } }");
+        assert!(e.starts_with("bad.toml:5:"), "{e}");
+        assert!(e.contains("interface.fault.rx.duplicate = -0.1"), "{e}");
+        assert!(with("{ delay_ms = -5 }").contains("delay_ms"));
+        assert!(with("{ jitter_ms = 1e9 }").contains("jitter_ms"));
+        assert!(with("{ rate_mbit = 0 }").contains("rate_mbit"));
+        assert!(with("{ tx = { queue_limit = 0 } }").contains("tx.queue_limit"));
+        let e = with("{ burst_loss = { every = 5, length = 5 } }");
+        assert!(
+            e.contains("burst_loss") && e.contains("length < every"),
+            "{e}"
+        );
+        let e = with("{ los = 0.1 }");
+        assert!(e.starts_with("bad.toml:5:") && e.contains("los"), "{e}");
+        let e = with("{ rx = { seed = 3 } }");
+        assert!(e.contains("belong in the fault table itself"), "{e}");
+        assert!(with("{ seed = -1 }").starts_with("bad.toml:5:"));
+        assert!(with("{ loss = \"lots\" }").starts_with("bad.toml:5:"));
+        let e = error_of(&format!(
+            "{GOOD}\n[interface.fault]\nseed = 2\nreorder = 2\n"
+        ));
+        assert!(e.starts_with("bad.toml:16:"), "{e}");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! Drivers: [`afxdp`] (production, kernel bypass over AF_XDP), [`tap`] (fallback, io_uring
 //! batched), [`pipe`] (two stacks in one process over lock-free rings, for deterministic
-//! tests) and [`pcap`] (a wrapper that records any link's frames for Wireshark).
+//! tests), [`pcap`] (a wrapper that records any link's frames for Wireshark) and [`fault`]
+//! (a wrapper that loses, reorders, duplicates, corrupts, delays and rate-limits frames,
+//! seeded, for tests and demonstrations).
 //! This crate holds no protocol logic: it moves Ethernet frames and nothing else.
 //!
 //! [`phy::Device`]: smoltcp::phy::Device
@@ -15,6 +17,7 @@
 pub(crate) const ETH_HEADER: usize = 14;
 
 pub mod afxdp;
+pub mod fault;
 pub mod link;
 pub mod netdev;
 mod netlink;
