@@ -32,7 +32,9 @@ fuzz_target!(|data: &[u8]| {
     // The channel's input is `data` and ends there, so the client never has to wait.
     let session = pin!(async {
         let mut out = Vec::new();
-        let Ok(mut c) = SftpClient::start(data, &mut out).await else { return };
+        let Ok(mut c) = SftpClient::start(data, &mut out).await else {
+            return;
+        };
         let _ = c.stat("/f").await;
         if let Ok(mut f) = c.open_read("/f", 3).await {
             while let Ok(Some(_)) = c.read(&mut f).await {}

@@ -179,8 +179,8 @@ fn on_off(n: usize, kw: &str, a: &[String]) -> Result<bool, ScriptError> {
 fn parse_line(n: usize, text: &str) -> Result<Command, ScriptError> {
     let trimmed = text.trim_start();
     // EXEC keeps its command line exactly as written (quotes are the remote shell's).
-    if trimmed.len() >= 4 && trimmed[..4].eq_ignore_ascii_case("EXEC") {
-        let rest = &trimmed[4..];
+    let head = trimmed.get(..4).zip(trimmed.get(4..));
+    if let Some((_, rest)) = head.filter(|(kw, _)| kw.eq_ignore_ascii_case("EXEC")) {
         if rest.is_empty() || rest.starts_with(char::is_whitespace) {
             let cmd = rest.trim();
             if cmd.is_empty() {
@@ -409,5 +409,7 @@ mod tests {
             .reason
             .contains("directory"));
         assert_eq!(e(b"DAEMON d\n\xff\n").line, 2);
+        // Found by the fuzzer: a multi-byte character across the keyword's fourth byte.
+        assert!(e("EXE\u{e9}x\n".as_bytes()).reason.contains("unknown"));
     }
 }

@@ -113,7 +113,7 @@ async fn serve(script: Script, io: DuplexStream) {
     let mut held: Vec<Vec<u8>> = Vec::new();
     let mut count = 0;
     loop {
-        let p = match tokio::time::timeout(Duration::from_millis(20), rx.recv()).await {
+        let p = match tokio::time::timeout(Duration::from_millis(2), rx.recv()).await {
             Ok(Some(p)) => p,
             Ok(None) => break,
             Err(_) => {
