@@ -1059,6 +1059,7 @@ pub fn shard_report(p: &Placement, s: &ShardStats) -> ShardReport {
         ("rx_ring", s.link.rx_dropped),
         ("tx_ring", s.link.tx_dropped),
         ("handoff_full", s.steer.handoff_dropped),
+        ("syn_evicted", s.steer.syn_evicted),
     ] {
         if n > 0 {
             drops.insert(reason.to_string(), n);

@@ -40,6 +40,8 @@ pub struct SteerCounters {
     pub handoff_dropped: u64,
     /// ARP/NDP frames copied to the other shards so every neighbor cache learns them.
     pub neighbor_copies: u64,
+    /// Half-open handshakes reset to make room for a new SYN (a full backlog: a SYN flood).
+    pub syn_evicted: u64,
 }
 
 /// Decides where a frame goes.
@@ -206,6 +208,9 @@ pub(crate) fn steer_classified<T: TxToken>(
             }
             if v == Verdict::LocalSyn {
                 if let Class::Tcp { key, .. } = class {
+                    if core.make_room(&key, now) {
+                        counters.syn_evicted += 1;
+                    }
                     core.flows.entry(key).or_insert(FlowEntry::new(None, now));
                 }
             }

@@ -103,6 +103,37 @@ impl Core {
         }
     }
 
+    /// A SYN for `key` is about to reach the listen set. If its listener has no socket
+    /// armed because its backlog is full, the oldest handshake that is still half-open
+    /// (SYN-RECEIVED: the peer never answered the SYN-ACK, as in a spoofed SYN flood) is
+    /// reset and dropped to make room, so a flood cannot lock legitimate clients out while
+    /// half-open state stays bounded by the backlog. Established connections waiting for
+    /// `accept` are never evicted: with the backlog full of those, the SYN is refused.
+    /// Returns whether a handshake was evicted.
+    pub(crate) fn make_room(&mut self, key: &FlowKey, now: Instant) -> bool {
+        for id in 0..self.listeners.len() {
+            let Some(ls) = self.listeners[id].as_mut() else {
+                continue;
+            };
+            if ls.armed.is_some() || !ls.matches(key) {
+                continue;
+            }
+            let sockets = &self.sockets;
+            let oldest = ls.pending.iter().position(|&(sock, _)| {
+                sockets.get::<tcp::Socket>(sock).state() == tcp::State::SynReceived
+            });
+            let Some(i) = oldest else {
+                continue;
+            };
+            let (sock, flow) = ls.pending.remove(i);
+            self.sockets.get_mut::<tcp::Socket>(sock).abort();
+            self.release(sock, now, None, Some(flow));
+            self.rearm(id);
+            return true;
+        }
+        false
+    }
+
     /// Takes listener `id`'s oldest established connection, dropping handshakes that
     /// failed; registers `waker` on the rest when there is none.
     pub(crate) fn take_established(&mut self, id: usize, waker: &Waker) -> Option<(Sock, FlowKey)> {

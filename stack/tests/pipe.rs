@@ -377,3 +377,105 @@ fn disk_io_through_the_shards_ring() {
     assert_eq!(out.borrow_mut().take(), Some(Ok(true)));
     let _ = std::fs::remove_file(path);
 }
+
+/// A SYN for B's port 80 from `src`:`sport`, as a spoofing flooder sends it.
+fn spoofed_syn(src: [u8; 4], sport: u16, seq: u32) -> Vec<u8> {
+    use sixstack_stack::smoltcp::phy::ChecksumCapabilities;
+    use sixstack_stack::smoltcp::wire::{
+        EthernetAddress, EthernetFrame, EthernetProtocol, EthernetRepr, IpProtocol, Ipv4Packet,
+        Ipv4Repr, TcpControl, TcpPacket, TcpRepr, TcpSeqNumber,
+    };
+    let tcp = TcpRepr {
+        src_port: sport,
+        dst_port: 80,
+        control: TcpControl::Syn,
+        seq_number: TcpSeqNumber(seq as i32),
+        ack_number: None,
+        window_len: 64_240,
+        window_scale: None,
+        max_seg_size: Some(1460),
+        sack_permitted: false,
+        sack_ranges: [None, None, None],
+        timestamp: None,
+        payload: &[],
+    };
+    let ipv4 = Ipv4Repr {
+        src_addr: src.into(),
+        dst_addr: B4.into(),
+        next_header: IpProtocol::Tcp,
+        payload_len: tcp.buffer_len(),
+        hop_limit: 64,
+    };
+    let eth = EthernetRepr {
+        src_addr: EthernetAddress([0x02, 0, 0, 0, 0, 0x99]),
+        dst_addr: EthernetAddress([0x02, 0, 0, 0, 0, 2]),
+        ethertype: EthernetProtocol::Ipv4,
+    };
+    let mut buf = vec![0u8; 14 + ipv4.buffer_len() + tcp.buffer_len()];
+    let caps = ChecksumCapabilities::default();
+    eth.emit(&mut EthernetFrame::new_unchecked(&mut buf[..]));
+    ipv4.emit(&mut Ipv4Packet::new_unchecked(&mut buf[14..]), &caps);
+    tcp.emit(
+        &mut TcpPacket::new_unchecked(&mut buf[34..]),
+        &ip(src),
+        &ip(B4),
+        &caps,
+    );
+    buf
+}
+
+#[test]
+fn a_spoofed_syn_flood_does_not_lock_legitimate_clients_out() {
+    let (mut a, mut b) = pair();
+    let nb = b.net();
+    let listener = TcpListener::bind_with_backlog(
+        &nb,
+        IpListenEndpoint {
+            addr: None,
+            port: 80,
+        },
+        16,
+    )
+    .unwrap();
+    nb.spawn(async move {
+        let mut keep = Vec::new();
+        while let Ok(s) = listener.accept().await {
+            keep.push(s);
+        }
+    });
+    let na = a.net();
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let mut seq = 7u32;
+    for round in 0..40u16 {
+        // 100 SYNs from addresses that never answer the SYN-ACK (the backlog holds 16).
+        for i in 0..100u16 {
+            seq = seq.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let src = [10, 0, 0, 100 + (i % 150) as u8];
+            assert!(b
+                .link()
+                .inject(&spoofed_syn(src, 1024 + round * 100 + i, seq)));
+        }
+        let (na2, res) = (na.clone(), results.clone());
+        na.spawn(async move {
+            let r = TcpStream::connect(&na2, (ip(B4), 80)).await;
+            res.borrow_mut().push(r.is_ok());
+            na2.sleep(Duration::from_secs(60)).await;
+        });
+        let want = usize::from(round) + 1;
+        drive(&mut a, &mut b, Duration::from_secs(30), || {
+            results.borrow().len() == want
+        });
+    }
+    let ok = results.borrow().iter().filter(|&&r| r).count();
+    assert_eq!(
+        ok,
+        40,
+        "legitimate connects during the flood: {:?}",
+        results.borrow()
+    );
+    let evicted = b.stats().steer.syn_evicted;
+    assert!(
+        evicted >= 40 * 100 - 16 * 2,
+        "half-open handshakes evicted: {evicted}"
+    );
+}
