@@ -447,9 +447,17 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
             };
             let n = net.clone();
             let opts = listen_options(net, svc);
+            let limit = cfg
+                .file
+                .tls
+                .as_ref()
+                .map_or(10.0, |t| *t.handshake_timeout_s.get_ref());
+            let limit = Duration::from_secs_f64(limit);
             let id = net.register_service(&format!("{} tcp/{port}", tkind.name()), group);
             net.spawn_service(id, svc.priority, async move {
-                if let Err(e) = sixstack_tls::service::serve(n, tkind, port, opts, acceptor).await {
+                if let Err(e) =
+                    sixstack_tls::service::serve(n, tkind, port, opts, acceptor, limit).await
+                {
                     log::error!("{} on port {port} stopped: {e}", tkind.name());
                 }
             });

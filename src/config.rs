@@ -591,6 +591,14 @@ pub struct Tls {
     /// Seconds between ticket-key rotations.
     #[serde(default = "default_rotation")]
     pub ticket_rotation_s: Spanned<u64>,
+    /// Seconds a client has to complete the TLS handshake of a TLS service (a client that
+    /// connects and stays silent is dropped: slowloris).
+    #[serde(default = "default_handshake_timeout")]
+    pub handshake_timeout_s: Spanned<f64>,
+}
+
+fn default_handshake_timeout() -> Spanned<f64> {
+    Spanned::new(0..0, 10.0)
 }
 
 fn default_client_auth() -> Spanned<ClientAuthSetting> {
@@ -1255,6 +1263,12 @@ impl Config {
                 return Err(err(
                     t.ticket_rotation_s.span(),
                     "tls.ticket_rotation_s must be between 60 and 604800".into(),
+                ));
+            }
+            if !(0.1..=300.0).contains(t.handshake_timeout_s.get_ref()) {
+                return Err(err(
+                    t.handshake_timeout_s.span(),
+                    "tls.handshake_timeout_s must be between 0.1 and 300".into(),
                 ));
             }
         }

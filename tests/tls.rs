@@ -348,11 +348,33 @@ fn sslv3_hello() -> Vec<u8> {
 fn tls_refusals_are_logged_and_the_shard_keeps_serving() {
     let g = LabGuard::new(false);
     let m = Material::new(&g.lab, "refuse");
-    let config = m.config(&g.lab, "required");
+    let config = m
+        .config(&g.lab, "required")
+        .replace("[tls]\n", "[tls]\nhandshake_timeout_s = 1.0\n");
     let (child, cfg_path) = run_appliance(&config, "refuse");
     wait_listening(&g.lab, 7443);
     let ns = g.lab.peer_ns.clone();
     let t = v4(&g.lab, 7443);
+
+    // A client that connects and says nothing (slowloris) is dropped after the handshake
+    // limit, not held forever.
+    let to = SocketAddr::new(g.lab.stack4().into(), 7443);
+    let (ended, waited) = in_ns(&ns, move || {
+        let mut s = connect_retry(to);
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let t0 = std::time::Instant::now();
+        let mut all = Vec::new();
+        let ended = s.read_to_end(&mut all).is_ok();
+        (ended, t0.elapsed())
+    });
+    assert!(
+        ended,
+        "a silent client was still connected after {waited:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "dropped after {waited:?}"
+    );
     let good = format!(
         "-cert {} -key {}",
         m.path("client.pem"),

@@ -39,13 +39,15 @@ impl Kind {
     }
 }
 
-/// Listens on `port` and serves every connection with `kind`, each on its own task.
+/// Listens on `port` and serves every connection with `kind`, each on its own task. A
+/// client that has not completed the TLS handshake within `handshake_limit` is dropped.
 pub async fn serve(
     net: Net,
     kind: Kind,
     port: u16,
     opts: ListenOptions,
     acceptor: ShardAcceptor,
+    handshake_limit: std::time::Duration,
 ) -> io::Result<()> {
     let listener = TcpListener::bind_with(&net, IpListenEndpoint { addr: None, port }, opts)?;
     log::info!("{} listening on port {port}", kind.name());
@@ -53,17 +55,27 @@ pub async fn serve(
         .serve_each(|stream, peer| {
             stream.set_nodelay(true);
             let acceptor = acceptor.clone();
+            let net = net.clone();
             async move {
                 let r = if kind == Kind::StartTlsEcho {
                     starttls_echo(stream, &acceptor, &peer).await
                 } else {
-                    match acceptor.accept(stream, &peer).await {
-                        Ok(tls) => match kind {
+                    let shake = acceptor.accept(stream, &peer);
+                    match sixstack_stack::timeout(&net, handshake_limit, shake).await {
+                        Ok(Ok(tls)) => match kind {
                             Kind::Echo => echo(tls).await.map(drop),
                             Kind::Discard => discard(tls).await,
                             _ => http(tls).await,
                         },
-                        Err(_) => Ok(()), // logged by the acceptor
+                        Ok(Err(_)) => Ok(()), // logged by the acceptor
+                        Err(_) => {
+                            log::info!(
+                                "{}: {peer} did not complete the TLS handshake within {:?}: dropped",
+                                kind.name(),
+                                handshake_limit
+                            );
+                            Ok(())
+                        }
                     }
                 };
                 if let Err(e) = r {
