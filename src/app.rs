@@ -92,6 +92,12 @@ fn stack_config_with(
     s.tcp_rx_buffer = *cfg.file.tcp.rx_buffer.get_ref();
     s.tcp_tx_buffer = *cfg.file.tcp.tx_buffer.get_ref();
     s.backlog = *cfg.file.tcp.backlog.get_ref();
+    s.socket_memory = cfg
+        .file
+        .tcp
+        .memory_budget_mb
+        .get_ref()
+        .saturating_mul(1 << 20);
     s.busy_poll_us = u64::from(cfg.file.interface.busy_poll_us);
     s.workload = cfg
         .file

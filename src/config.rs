@@ -353,6 +353,14 @@ pub struct Tcp {
     /// Listening sockets ready per listener.
     #[serde(default = "default_backlog")]
     pub backlog: Spanned<usize>,
+    /// MiB of socket buffers (receive plus send) one shard may hold; new connections are
+    /// refused cleanly beyond it.
+    #[serde(default = "default_memory_budget")]
+    pub memory_budget_mb: Spanned<usize>,
+}
+
+fn default_memory_budget() -> Spanned<usize> {
+    Spanned::new(0..0, 1024)
 }
 
 fn default_buf() -> Spanned<usize> {
@@ -369,6 +377,7 @@ impl Default for Tcp {
             rx_buffer: default_buf(),
             tx_buffer: default_buf(),
             backlog: default_backlog(),
+            memory_budget_mb: default_memory_budget(),
         }
     }
 }
@@ -1203,6 +1212,12 @@ impl Config {
             return Err(err(
                 file.tcp.backlog.span(),
                 "tcp.backlog must be between 1 and 4096".into(),
+            ));
+        }
+        if !(1..=1 << 20).contains(file.tcp.memory_budget_mb.get_ref()) {
+            return Err(err(
+                file.tcp.memory_budget_mb.span(),
+                "tcp.memory_budget_mb must be between 1 and 1048576".into(),
             ));
         }
         if file.interface.name.is_empty() || file.interface.name.len() > 15 {

@@ -42,6 +42,9 @@ pub struct StackConfig {
     pub tcp_tx_buffer: usize,
     /// Listening sockets kept ready per listener: SYNs beyond it in one burst are refused.
     pub backlog: usize,
+    /// The most TCP buffer memory (receive plus send, bytes) the shard's sockets may hold:
+    /// beyond it new connections, accepted or opened, are refused cleanly.
+    pub socket_memory: usize,
     /// Datagrams queued per UDP socket and direction.
     pub udp_packets: usize,
     /// Payload bytes queued per UDP socket and direction.
@@ -104,6 +107,7 @@ impl StackConfig {
             tcp_rx_buffer: 64 * 1024,
             tcp_tx_buffer: 64 * 1024,
             backlog: 64,
+            socket_memory: 1 << 30,
             udp_packets: 64,
             udp_buffer: 64 * 1024,
             seed: 0x5157_4143_4b00_0001,

@@ -53,9 +53,17 @@ impl Core {
         if ls.armed.is_some() || ls.pending.len() >= ls.backlog {
             return Ok(());
         }
-        let mut s = self.pool.take(ls.rx_buffer, ls.tx_buffer);
-        s.listen(ls.endpoint)?;
-        ls.armed = Some(self.sockets.add_to(LISTEN_SET, s));
+        let (rx, tx, endpoint) = (ls.rx_buffer, ls.tx_buffer, ls.endpoint);
+        if !self.memory_allows(rx + tx) {
+            // Over the shard's budget: SYNs are refused (RST) until connections close.
+            return Ok(());
+        }
+        let mut s = self.pool.take(rx, tx);
+        s.listen(endpoint)?;
+        let sock = self.sockets.add_to(LISTEN_SET, s);
+        if let Some(Some(ls)) = self.listeners.get_mut(id) {
+            ls.armed = Some(sock);
+        }
         Ok(())
     }
 
@@ -118,6 +126,11 @@ impl Core {
             if ls.armed.is_some() || !ls.matches(key) {
                 continue;
             }
+            if ls.pending.len() < ls.backlog {
+                // Unarmed for want of memory earlier: there may be room again now.
+                self.rearm(id);
+                return false;
+            }
             let sockets = &self.sockets;
             let oldest = ls.pending.iter().position(|&(sock, _)| {
                 sockets.get::<tcp::Socket>(sock).state() == tcp::State::SynReceived
@@ -131,6 +144,16 @@ impl Core {
             self.rearm(id);
             return true;
         }
+        false
+    }
+
+    /// Whether a new socket with `bytes` of buffers fits the shard's memory budget; counts
+    /// a refusal when it does not.
+    pub(crate) fn memory_allows(&mut self, bytes: usize) -> bool {
+        if self.sockets.buffer_bytes() + bytes <= self.socket_memory {
+            return true;
+        }
+        self.counters.socket_memory_refused += 1;
         false
     }
 

@@ -37,6 +37,8 @@ pub struct NetCounters {
     pub sockets_aborted: u64,
     /// Tasks spawned.
     pub tasks_spawned: u64,
+    /// New sockets refused because the shard's socket memory budget was spent.
+    pub socket_memory_refused: u64,
 }
 
 /// The state one shard owns: interface, sockets, ports and sockets being closed.
@@ -47,6 +49,9 @@ pub(crate) struct Core {
     pub(crate) closing: Vec<(Sock, Instant, Option<u16>, Option<FlowKey>)>,
     /// Closed TCP sockets kept for reuse.
     pub(crate) pool: crate::pool::SocketPool,
+    /// The most TCP buffer bytes the shard's sockets may hold (see
+    /// [`StackConfig::socket_memory`](crate::StackConfig::socket_memory)).
+    pub(crate) socket_memory: usize,
     /// Ephemeral ports in use by connections this shard opened, by socket.
     pub(crate) ports: HashSet<u16, Fast>,
     pub(crate) next_port: u16,

@@ -268,6 +268,7 @@ impl<L: Link> Shard<L> {
                 sockets: crate::sockets::Sets::new(),
                 closing: Vec::new(),
                 pool: Default::default(),
+                socket_memory: config.socket_memory,
                 ports: Default::default(),
                 next_port: first_port,
                 counters: NetCounters::default(),

@@ -39,6 +39,8 @@ pub(crate) struct Sets {
     next_at: Vec<Option<Instant>>,
     due: BinaryHeap<Reverse<(Instant, u32)>>,
     count: usize,
+    /// Receive plus send buffer bytes of the TCP sockets held.
+    buffer_bytes: usize,
     /// Per set, the priority of the task that last used one of its connections: the order
     /// of egress when it is ranked.
     rank: Vec<u8>,
@@ -56,6 +58,7 @@ impl Sets {
             next_at: vec![None; n],
             due: BinaryHeap::new(),
             count: 0,
+            buffer_bytes: 0,
             rank: vec![crate::executor::DEFAULT_PRIORITY; n],
             ranked: false,
         }
@@ -107,6 +110,8 @@ impl Sets {
 
     /// Adds a socket to `set`.
     pub(crate) fn add_to<T: AnySocket<'static>>(&mut self, set: u32, s: T) -> Sock {
+        let s = s.upcast();
+        self.buffer_bytes += buffer_bytes(&s);
         let handle = self.sets[set as usize].add(s);
         self.count += 1;
         self.mark(set);
@@ -180,7 +185,14 @@ impl Sets {
     /// Removes a socket and returns it (for the pool).
     pub(crate) fn remove(&mut self, sock: Sock) -> Socket<'static> {
         self.count = self.count.saturating_sub(1);
-        self.sets[sock.set as usize].remove(sock.handle)
+        let s = self.sets[sock.set as usize].remove(sock.handle);
+        self.buffer_bytes = self.buffer_bytes.saturating_sub(buffer_bytes(&s));
+        s
+    }
+
+    /// Receive plus send buffer bytes of the TCP sockets held.
+    pub(crate) fn buffer_bytes(&self) -> usize {
+        self.buffer_bytes
     }
 
     /// Sockets held.
@@ -240,6 +252,15 @@ impl Sets {
             self.due.pop();
         }
         None
+    }
+}
+
+/// A socket's buffer bytes (TCP: receive plus send capacity; others are not counted).
+fn buffer_bytes(s: &Socket<'static>) -> usize {
+    match s {
+        Socket::Tcp(t) => t.recv_capacity() + t.send_capacity(),
+        #[allow(unreachable_patterns)]
+        _ => 0,
     }
 }
 

@@ -333,6 +333,14 @@ impl TcpStream {
                 .ok_or_else(|| {
                     io::Error::new(io::ErrorKind::AddrNotAvailable, "no free ephemeral port")
                 })?;
+            if !core.memory_allows(rx + tx) {
+                core.ports.remove(&port);
+                core.counters.tcp_connect_failed += 1;
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    "the shard's socket memory budget is spent (tcp.memory_budget_mb)",
+                ));
+            }
             let mut s = core.pool.take(rx, tx);
             s.set_timeout(Some(smoltcp::time::Duration::from_micros(
                 limit.as_micros() as u64,

@@ -38,11 +38,22 @@ fn drive(
     limit: Duration,
     done: impl Fn() -> bool,
 ) {
-    let mut now = Instant::from_secs(1_000);
+    thread_local! {
+        // Virtual time goes on from one call to the next within a test, from a start after
+        // the shards' own clock was read (the housekeeping it schedules, such as reaping
+        // closed sockets, is due relative to that).
+        static NOW: std::cell::Cell<Instant> = std::cell::Cell::new(Instant::from_micros(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as i64 + 1_000_000),
+        ));
+    }
+    let mut now = NOW.with(|n| n.get());
     let end = now + sixstack_stack::smoltcp::time::Duration::from_micros(limit.as_micros() as u64);
     while now < end {
         let na = a.poll_at(now);
         let nb = b.poll_at(now);
+        NOW.with(|n| n.set(now));
         if done() {
             return;
         }
@@ -478,4 +489,114 @@ fn a_spoofed_syn_flood_does_not_lock_legitimate_clients_out() {
         evicted >= 40 * 100 - 16 * 2,
         "half-open handshakes evicted: {evicted}"
     );
+}
+
+/// Connects once from `a` to B's port 80, driving both shards until it is decided; the
+/// stream (if any) is kept open in `keep`.
+fn connect_once(
+    a: &mut Shard<PipeLink>,
+    b: &mut Shard<PipeLink>,
+    keep: &Rc<RefCell<Vec<TcpStream>>>,
+) -> Result<(), std::io::ErrorKind> {
+    let na = a.net();
+    let out = Rc::new(RefCell::new(None));
+    let (na2, o, k) = (na.clone(), out.clone(), keep.clone());
+    na.spawn(async move {
+        let r = TcpStream::connect(&na2, (ip(B4), 80)).await;
+        *o.borrow_mut() = Some(r.map(|s| k.borrow_mut().push(s)).map_err(|e| e.kind()));
+    });
+    drive(a, b, Duration::from_secs(30), || out.borrow().is_some());
+    let r = out.borrow_mut().take();
+    r.unwrap_or(Err(std::io::ErrorKind::Other))
+}
+
+#[test]
+fn a_spent_socket_memory_budget_refuses_new_connections_cleanly() {
+    let per_socket = 128 * 1024; // the default 64 KiB receive + 64 KiB send
+    let (la, lb) = pipe::pair(1024, 1500);
+    let mut cb = cfg(2);
+    cb.socket_memory = 6 * per_socket;
+    let (mut a, mut b) = (Shard::new(la, cfg(1)).unwrap(), Shard::new(lb, cb).unwrap());
+    let nb = b.net();
+    let listener = TcpListener::bind(
+        &nb,
+        IpListenEndpoint {
+            addr: None,
+            port: 80,
+        },
+    )
+    .unwrap();
+    let accepted = Rc::new(RefCell::new(Vec::new()));
+    let k = accepted.clone();
+    nb.spawn(async move {
+        while let Ok(s) = listener.accept().await {
+            k.borrow_mut().push(s);
+        }
+    });
+    // B's budget holds six sockets (the armed listening socket becomes the sixth
+    // connection): then the listener is not re-armed and SYNs are refused with a reset.
+    let clients = Rc::new(RefCell::new(Vec::new()));
+    let results: Vec<_> = (0..10)
+        .map(|_| connect_once(&mut a, &mut b, &clients))
+        .collect();
+    let ok = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 6, "{results:?}");
+    assert!(
+        results[6..]
+            .iter()
+            .all(|r| *r == Err(std::io::ErrorKind::ConnectionRefused)),
+        "{results:?}"
+    );
+    assert!(b.stats().net.socket_memory_refused > 0);
+    // Both sides close everything: once the sockets are gone, B takes connections again.
+    accepted.borrow_mut().clear();
+    clients.borrow_mut().clear();
+    let mut again = Err(std::io::ErrorKind::Other);
+    for _ in 0..60 {
+        again = connect_once(&mut a, &mut b, &clients);
+        if again.is_ok() {
+            break;
+        }
+        // Let the closing handshakes and reaping run a while.
+        let rounds = std::cell::Cell::new(0u32);
+        drive(&mut a, &mut b, Duration::from_secs(30), || {
+            rounds.set(rounds.get() + 1);
+            rounds.get() > 20_000
+        });
+    }
+    assert_eq!(
+        again,
+        Ok(()),
+        "B never took connections again: {:?}, {} sockets",
+        b.stats().net,
+        b.net().socket_count()
+    );
+
+    // The same budget on the connecting side: a connect beyond it fails at once, locally.
+    let (la, lb) = pipe::pair(1024, 1500);
+    let mut ca = cfg(1);
+    ca.socket_memory = per_socket;
+    let (mut a, mut b) = (Shard::new(la, ca).unwrap(), Shard::new(lb, cfg(2)).unwrap());
+    let nb = b.net();
+    let listener = TcpListener::bind(
+        &nb,
+        IpListenEndpoint {
+            addr: None,
+            port: 80,
+        },
+    )
+    .unwrap();
+    nb.spawn(async move {
+        let mut keep = Vec::new();
+        while let Ok(s) = listener.accept().await {
+            keep.push(s);
+        }
+    });
+    let clients = Rc::new(RefCell::new(Vec::new()));
+    assert_eq!(connect_once(&mut a, &mut b, &clients), Ok(()));
+    assert_eq!(
+        connect_once(&mut a, &mut b, &clients),
+        Err(std::io::ErrorKind::OutOfMemory)
+    );
+    assert_eq!(a.stats().net.socket_memory_refused, 1);
 }
