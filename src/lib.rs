@@ -59,7 +59,16 @@ pub fn ensure_lab_tls() -> Result<sixstack_tls::selfsigned::LabFiles, String> {
     let dir = std::path::Path::new(LAB_TLS_DIR);
     let files = sixstack_tls::selfsigned::LabFiles::in_dir(dir);
     if files.exist() {
-        return Ok(files);
+        if lab_tls_consistent(&files) {
+            return Ok(files);
+        }
+        // Material from different runs mixed up (a CA that did not sign the certificates):
+        // made again.
+        log::warn!(
+            "{}: inconsistent lab TLS material, made anew",
+            dir.display()
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
     // One temporary directory per call: threads of one process may race here too.
     static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -75,6 +84,15 @@ pub fn ensure_lab_tls() -> Result<sixstack_tls::selfsigned::LabFiles, String> {
         }
     }
     Ok(files)
+}
+
+/// Whether the lab CA in `files` is the one its server and client chains end with.
+fn lab_tls_consistent(files: &sixstack_tls::selfsigned::LabFiles) -> bool {
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let ca = read(&files.ca);
+    !ca.trim().is_empty()
+        && read(&files.server_cert).trim_end().ends_with(ca.trim_end())
+        && read(&files.client_cert).trim_end().ends_with(ca.trim_end())
 }
 
 /// The built-in configuration of `sixstack up` for a lab.
