@@ -155,3 +155,33 @@ impl<W: std::io::Write + Unpin> tokio::io::AsyncWrite for BlockingSink<W> {
         std::task::Poll::Ready(self.0.flush())
     }
 }
+
+/// How a batch script ended, as every script client reports it.
+#[derive(Debug)]
+pub struct ScriptEnd<'a> {
+    /// The failed steps: line and what went wrong.
+    pub failed: &'a [(usize, String)],
+    /// The line where ON ERROR STOP ended the script.
+    pub stopped_at: Option<usize>,
+}
+
+/// The exit status of a script client (0: every step completed; 1: a step failed; 2: the
+/// script or the options are wrong and nothing ran), its failures printed under `tool`.
+pub fn script_status(tool: &str, end: Result<ScriptEnd<'_>, String>) -> i32 {
+    match end {
+        Ok(end) if end.failed.is_empty() => 0,
+        Ok(end) => {
+            for (line, e) in end.failed {
+                eprintln!("{tool}: line {line}: {e}");
+            }
+            if let Some(l) = end.stopped_at {
+                eprintln!("{tool}: stopped at line {l} (ON ERROR STOP)");
+            }
+            1
+        }
+        Err(e) => {
+            eprintln!("{tool}: {e}");
+            2
+        }
+    }
+}

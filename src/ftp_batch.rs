@@ -96,22 +96,12 @@ impl Job for BatchJob {
 /// Runs the batch; returns the process exit status (0: every step completed; 1: a step
 /// failed; 2: the script or the options are wrong and nothing ran).
 pub fn run(args: BatchArgs) -> i32 {
-    match run_inner(args) {
-        Ok(outcome) if outcome.ok() => 0,
-        Ok(outcome) => {
-            for (line, e) in &outcome.failed {
-                eprintln!("sixstack ftp batch: line {line}: {e}");
-            }
-            if let Some(l) = outcome.stopped_at {
-                eprintln!("sixstack ftp batch: stopped at line {l} (ON ERROR STOP)");
-            }
-            1
-        }
-        Err(e) => {
-            eprintln!("sixstack ftp batch: {e}");
-            2
-        }
-    }
+    let outcome = run_inner(args);
+    let end = outcome.as_ref().map(|o| client_run::ScriptEnd {
+        failed: &o.failed,
+        stopped_at: o.stopped_at,
+    });
+    client_run::script_status("sixstack ftp batch", end.map_err(String::clone))
 }
 
 fn run_inner(args: BatchArgs) -> Result<client::Outcome, String> {

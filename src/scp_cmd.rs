@@ -110,22 +110,12 @@ impl Job for ScpJob {
 /// Runs the script; returns the exit status (0: every step completed; 1: a step failed;
 /// 2: the script or the options are wrong and nothing ran).
 pub fn run(args: ScpArgs) -> i32 {
-    match run_inner(args) {
-        Ok(outcome) if outcome.ok() => 0,
-        Ok(outcome) => {
-            for (line, e) in &outcome.failed {
-                eprintln!("sixstack scp: line {line}: {e}");
-            }
-            if let Some(l) = outcome.stopped_at {
-                eprintln!("sixstack scp: stopped at line {l} (ON ERROR STOP)");
-            }
-            1
-        }
-        Err(e) => {
-            eprintln!("sixstack scp: {e}");
-            2
-        }
-    }
+    let outcome = run_inner(args);
+    let end = outcome.as_ref().map(|o| client_run::ScriptEnd {
+        failed: &o.failed,
+        stopped_at: o.stopped_at,
+    });
+    client_run::script_status("sixstack scp", end.map_err(String::clone))
 }
 
 fn run_inner(args: ScpArgs) -> Result<client::Outcome, String> {

@@ -123,10 +123,52 @@ pub(crate) async fn stor<T: Transport>(
 ) -> Result<String, ClientError> {
     let local = local.ok_or_else(|| ClientError::Local("STOR without INPUT".into()))?;
     let size = converted_size(local, st)?;
+    let what = Attempt::Stor {
+        local,
+        remote,
+        size,
+    };
+    with_retries(t, link, st, opts, line, what, report).await
+}
+
+/// One try of a transfer.
+#[derive(Clone, Copy)]
+enum Attempt<'a> {
+    Stor {
+        local: &'a Path,
+        remote: &'a str,
+        size: u64,
+    },
+    Retr {
+        local: &'a Path,
+        remote: &'a str,
+    },
+}
+
+/// Tries `what` until it succeeds, fails for a reason other than the connection, or the
+/// retries are spent.
+async fn with_retries<T: Transport>(
+    t: &T,
+    link: &mut Option<Link<T::Stream>>,
+    st: &State,
+    opts: &Options,
+    line: usize,
+    what: Attempt<'_>,
+    report: &mut dyn Report,
+) -> Result<String, ClientError> {
     let (mut attempt, mut first) = (0, None);
     loop {
         let r = match ensure_link(t, link, st, opts).await {
-            Ok(l) => stor_once(t, l, st, opts, line, local, remote, size, report).await,
+            Ok(l) => match what {
+                Attempt::Stor {
+                    local,
+                    remote,
+                    size,
+                } => stor_once(t, l, st, opts, line, local, remote, size, report).await,
+                Attempt::Retr { local, remote } => {
+                    retr_once(t, l, st, opts, line, local, remote, report).await
+                }
+            },
             Err(e) => Err(e),
         };
         match r {
@@ -279,22 +321,16 @@ pub(crate) async fn retr<T: Transport>(
     report: &mut dyn Report,
 ) -> Result<String, ClientError> {
     let local = local.ok_or_else(|| ClientError::Local("RETR without OUTPUT".into()))?;
-    let (mut attempt, mut first) = (0, None);
-    loop {
-        let r = match ensure_link(t, link, st, opts).await {
-            Ok(l) => retr_once(t, l, st, opts, line, local, remote, report).await,
-            Err(e) => Err(e),
-        };
-        match r {
-            Err(mut e) => {
-                if !again(t, &mut e, &mut first, attempt, opts, link).await {
-                    return Err(e);
-                }
-                attempt += 1;
-            }
-            ok => return ok,
-        }
-    }
+    with_retries(
+        t,
+        link,
+        st,
+        opts,
+        line,
+        Attempt::Retr { local, remote },
+        report,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]

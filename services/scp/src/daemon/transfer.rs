@@ -250,14 +250,7 @@ async fn stor_sftp<S: AsyncRead + AsyncWrite + Unpin>(
     }
     drop(client);
     let _ = ssh.finish().await;
-    Outcome::Done(
-        wire::Done {
-            bytes: end,
-            exit: None,
-            signal: None,
-        },
-        Protocol::Sftp,
-    )
+    done(end, Protocol::Sftp)
 }
 
 async fn stor_scp<S: AsyncRead + AsyncWrite + Unpin>(
@@ -344,14 +337,7 @@ async fn stor_scp<S: AsyncRead + AsyncWrite + Unpin>(
     if let Err(f) = super::exec::run_quiet(ctx, target, &mv, what).await {
         return Outcome::Failed(f);
     }
-    Outcome::Done(
-        wire::Done {
-            bytes: end,
-            exit: None,
-            signal: None,
-        },
-        Protocol::Scp,
-    )
+    done(end, Protocol::Scp)
 }
 
 async fn scp_broke(e: ScpError, ssh: Ssh, target: &Target<'_>, what: &str) -> Failure {
@@ -516,35 +502,19 @@ async fn retr_sftp<S: AsyncRead + AsyncWrite + Unpin>(
     if let Err(e) = wire::send(tls, Kind::Ready, &ready).await {
         return Outcome::Gone(e.to_string());
     }
-    let mut sent = 0u64;
-    loop {
-        match client.read(&mut file).await {
-            Ok(Some(data)) => {
-                for piece in data.chunks(wire::DATA_CHUNK) {
-                    if let Err(e) = wire::write_frame(tls, Kind::Data, piece).await {
-                        return Outcome::Gone(e.to_string());
-                    }
-                }
-                sent += data.len() as u64;
-            }
-            Ok(None) => break,
-            Err(e) => {
-                let _ = tls.flush().await;
-                return Outcome::Failed(sftp_broke(e, ssh, target, what).await);
-            }
-        }
-    }
+    let mut source = SftpSource {
+        client: &mut client,
+        file: &mut file,
+    };
+    let sent = match relay(tls, &mut source).await {
+        Ok(n) => n,
+        Err(Relayed::Gone(why)) => return Outcome::Gone(why),
+        Err(Relayed::Broke(e)) => return Outcome::Failed(sftp_broke(e, ssh, target, what).await),
+    };
     let _ = client.close_read(file).await;
     drop(client);
     let _ = ssh.finish().await;
-    Outcome::Done(
-        wire::Done {
-            bytes: sent,
-            exit: None,
-            signal: None,
-        },
-        Protocol::Sftp,
-    )
+    done(sent, Protocol::Sftp)
 }
 
 async fn retr_scp<S: AsyncRead + AsyncWrite + Unpin>(
@@ -576,33 +546,86 @@ async fn retr_scp<S: AsyncRead + AsyncWrite + Unpin>(
     if let Err(e) = wire::send(tls, Kind::Ready, &ready).await {
         return Outcome::Gone(e.to_string());
     }
+    let sent = match relay(tls, &mut source).await {
+        Ok(n) => n,
+        Err(Relayed::Gone(why)) => return Outcome::Gone(why),
+        Err(Relayed::Broke(e)) => return Outcome::Failed(scp_broke(e, ssh, target, what).await),
+    };
+    drop(source);
+    let _ = ssh.finish().await;
+    done(sent, Protocol::Scp)
+}
+
+/// Where a download's bytes come from.
+#[allow(async_fn_in_trait)]
+trait Source {
+    type Error;
+    /// The next bytes; `None` at the end.
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, Self::Error>;
+}
+
+struct SftpSource<'a> {
+    client: &'a mut SftpClient<tokio::process::ChildStdout, tokio::process::ChildStdin>,
+    file: &'a mut crate::sftp::FileReader,
+}
+
+impl Source for SftpSource<'_> {
+    type Error = SftpError;
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, SftpError> {
+        self.client.read(self.file).await
+    }
+}
+
+impl Source for ScpSource<tokio::process::ChildStdout, tokio::process::ChildStdin> {
+    type Error = ScpError;
+    async fn next(&mut self) -> Result<Option<Vec<u8>>, ScpError> {
+        self.read().await
+    }
+}
+
+/// Why a relay stopped early.
+enum Relayed<E> {
+    /// The appliance's connection broke.
+    Gone(String),
+    /// The remote side failed.
+    Broke(E),
+}
+
+/// Sends everything `source` yields to the appliance as Data frames; returns the bytes.
+async fn relay<S, K>(tls: &mut S, source: &mut K) -> Result<u64, Relayed<K::Error>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    K: Source,
+{
     let mut sent = 0u64;
     loop {
-        match source.read().await {
+        match source.next().await {
             Ok(Some(data)) => {
                 for piece in data.chunks(wire::DATA_CHUNK) {
-                    if let Err(e) = wire::write_frame(tls, Kind::Data, piece).await {
-                        return Outcome::Gone(e.to_string());
-                    }
+                    wire::write_frame(tls, Kind::Data, piece)
+                        .await
+                        .map_err(|e| Relayed::Gone(e.to_string()))?;
                 }
                 sent += data.len() as u64;
             }
-            Ok(None) => break,
+            Ok(None) => return Ok(sent),
             Err(e) => {
                 let _ = tls.flush().await;
-                return Outcome::Failed(scp_broke(e, ssh, target, what).await);
+                return Err(Relayed::Broke(e));
             }
         }
     }
-    drop(source);
-    let _ = ssh.finish().await;
+}
+
+/// A completed transfer of `bytes` over `protocol`.
+fn done(bytes: u64, protocol: Protocol) -> Outcome {
     Outcome::Done(
         wire::Done {
-            bytes: sent,
+            bytes,
             exit: None,
             signal: None,
         },
-        Protocol::Scp,
+        protocol,
     )
 }
 
