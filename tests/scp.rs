@@ -66,6 +66,19 @@ fn transfers_text_and_commands() {
     // Legacy scp, with the daemon reached over IPv6.
     transfers(&lab, &lab.header(true), "SCP", "l");
 
+    // A leftover temporary file longer than the new upload (from another file) is not
+    // resumed from: the upload starts over and is exact.
+    let leftover = lab.sshd.home.join(".short.bin.sixstack-part");
+    lab.sshd.put(".short.bin.sixstack-part", &pattern(5000, 1));
+    std::fs::write(lab.local.join("short.bin"), pattern(3000, 2)).unwrap();
+    let r = lab.scp(
+        &format!("{}INPUT short.bin\nSTOR short.bin\n", lab.header(false)),
+        false,
+    );
+    assert_eq!(r.code, 0, "{}", r.out);
+    assert_eq!(lab.sshd.get("short.bin").unwrap(), pattern(3000, 2));
+    assert!(!leftover.exists());
+
     // TYPE A: local CR LF and LF lines become the remote host's LF (or CR LF with EOL
     // CRLF); EBCDIC 037 files become Latin-1 text and come back as they were.
     std::fs::write(lab.local.join("dos.txt"), b"one\r\ntwo\nthree\r\n").unwrap();

@@ -162,7 +162,8 @@ async fn stor_sftp<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Outcome {
     let offset = if req.resume {
         match client.stat(tmp).await {
-            Ok(Some(a)) => a.size.unwrap_or(0).min(req.size),
+            // A leftover longer than this file is from another one: start over.
+            Ok(Some(a)) => a.size.filter(|&n| n <= req.size).unwrap_or(0),
             Ok(None) => 0,
             Err(e) => return Outcome::Failed(sftp_broke(e, ssh, target, what).await),
         }
