@@ -77,43 +77,64 @@ async fn sftp_broke(e: SftpError, ssh: Ssh, target: &Target<'_>, what: &str) -> 
     }
 }
 
-/// Starts an SFTP session, or says why there is none (`Err(None)`: the host has no SFTP
-/// subsystem, so legacy scp may be tried).
+type Pipes = (tokio::process::ChildStdout, tokio::process::ChildStdin);
+
+/// Starts ssh running `remote`, keeping its standard error for a diagnosis; returns it
+/// with its output and input pipes.
+fn spawn_piped(
+    ctx: &Context,
+    target: &Target<'_>,
+    remote: &Remote<'_>,
+    what: &str,
+) -> Result<(Ssh, Pipes), Failure> {
+    let internal = |message: String| Failure {
+        kind: ErrorKind::Internal,
+        message,
+    };
+    let mut ssh = ctx
+        .ssh
+        .spawn(target, remote)
+        .map_err(|e| internal(format!("{what}: {e}")))?;
+    ssh.collect_stderr();
+    match (ssh.stdout.take(), ssh.stdin.take()) {
+        (Some(out), Some(inp)) => Ok((ssh, (out, inp))),
+        _ => Err(internal(format!("{what}: ssh has no pipes"))),
+    }
+}
+
+/// Starts an SFTP session unless `protocol` asks for legacy scp. `Ok(None)`: use legacy
+/// scp (asked for, or AUTO and the host has no SFTP subsystem).
 async fn open_sftp(
     ctx: &Context,
     target: &Target<'_>,
+    protocol: Protocol,
     what: &str,
 ) -> Result<
-    (
+    Option<(
         SftpClient<tokio::process::ChildStdout, tokio::process::ChildStdin>,
         Ssh,
-    ),
-    Option<Failure>,
+    )>,
+    Failure,
 > {
-    let mut ssh = ctx
-        .ssh
-        .spawn(target, &Remote::Subsystem("sftp"))
-        .map_err(|e| {
-            Some(Failure {
-                kind: ErrorKind::Internal,
-                message: format!("{what}: {e}"),
-            })
-        })?;
-    ssh.collect_stderr();
-    let (Some(out), Some(inp)) = (ssh.stdout.take(), ssh.stdin.take()) else {
-        return Err(Some(Failure {
-            kind: ErrorKind::Internal,
-            message: format!("{what}: ssh has no pipes"),
-        }));
-    };
+    if protocol == Protocol::Scp {
+        return Ok(None);
+    }
+    let (ssh, (out, inp)) = spawn_piped(ctx, target, &Remote::Subsystem("sftp"), what)?;
     match SftpClient::start(out, inp).await {
-        Ok(c) => Ok((c, ssh)),
+        Ok(c) => Ok(Some((c, ssh))),
         Err(_) => {
             let f = ssh.failure(target, what).await;
-            if f.kind == ErrorKind::Remote && f.message.contains("no SFTP subsystem") {
-                Err(None)
-            } else {
-                Err(Some(f))
+            let no_subsystem =
+                f.kind == ErrorKind::Remote && f.message.contains("no SFTP subsystem");
+            match (no_subsystem, protocol) {
+                (true, Protocol::Auto) => Ok(None),
+                (true, _) => Err(Failure {
+                    kind: ErrorKind::Remote,
+                    message: format!(
+                        "{what}: {target} has no SFTP subsystem (PROTOCOL SCP uses legacy scp)"
+                    ),
+                }),
+                (false, _) => Err(f),
             }
         }
     }
@@ -131,24 +152,11 @@ pub async fn stor<S: AsyncRead + AsyncWrite + Unpin>(
         Ok(t) => t,
         Err(e) => return failed(ErrorKind::BadRequest, e),
     };
-    if req.protocol != Protocol::Scp {
-        match open_sftp(ctx, target, &what).await {
-            Ok((client, ssh)) => {
-                return stor_sftp(tls, req, &tmp, client, ssh, target, &what).await
-            }
-            Err(Some(f)) => return Outcome::Failed(f),
-            Err(None) if req.protocol == Protocol::Sftp => {
-                return failed(
-                    ErrorKind::Remote,
-                    format!(
-                        "{what}: {target} has no SFTP subsystem (PROTOCOL SCP uses legacy scp)"
-                    ),
-                )
-            }
-            Err(None) => {}
-        }
+    match open_sftp(ctx, target, req.protocol, &what).await {
+        Ok(Some((client, ssh))) => stor_sftp(tls, req, &tmp, client, ssh, target, &what).await,
+        Ok(None) => stor_scp(tls, req, &tmp, target, ctx, &what).await,
+        Err(f) => Outcome::Failed(f),
     }
-    stor_scp(tls, req, &tmp, target, ctx, &what).await
 }
 
 async fn stor_sftp<S: AsyncRead + AsyncWrite + Unpin>(
@@ -263,13 +271,9 @@ async fn stor_scp<S: AsyncRead + AsyncWrite + Unpin>(
     what: &str,
 ) -> Outcome {
     let cmd = format!("scp -t -- {}", shell_quote(tmp));
-    let mut ssh = match ctx.ssh.spawn(target, &Remote::Command(&cmd)) {
-        Ok(s) => s,
-        Err(e) => return failed(ErrorKind::Internal, format!("{what}: {e}")),
-    };
-    ssh.collect_stderr();
-    let (Some(out), Some(inp)) = (ssh.stdout.take(), ssh.stdin.take()) else {
-        return failed(ErrorKind::Internal, format!("{what}: ssh has no pipes"));
+    let (ssh, (out, inp)) = match spawn_piped(ctx, target, &Remote::Command(&cmd), what) {
+        Ok(p) => p,
+        Err(f) => return Outcome::Failed(f),
     };
     let name = tmp.rsplit('/').next().unwrap_or(tmp);
     let mut sink = match ScpSink::start(out, inp).await {
@@ -465,22 +469,11 @@ pub async fn retr<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Context,
 ) -> Outcome {
     let what = format!("RETR {}", req.path);
-    if req.protocol != Protocol::Scp {
-        match open_sftp(ctx, target, &what).await {
-            Ok((client, ssh)) => return retr_sftp(tls, req, client, ssh, target, &what).await,
-            Err(Some(f)) => return Outcome::Failed(f),
-            Err(None) if req.protocol == Protocol::Sftp => {
-                return failed(
-                    ErrorKind::Remote,
-                    format!(
-                        "{what}: {target} has no SFTP subsystem (PROTOCOL SCP uses legacy scp)"
-                    ),
-                )
-            }
-            Err(None) => {}
-        }
+    match open_sftp(ctx, target, req.protocol, &what).await {
+        Ok(Some((client, ssh))) => retr_sftp(tls, req, client, ssh, target, &what).await,
+        Ok(None) => retr_scp(tls, req, target, ctx, &what).await,
+        Err(f) => Outcome::Failed(f),
     }
-    retr_scp(tls, req, target, ctx, &what).await
 }
 
 async fn retr_sftp<S: AsyncRead + AsyncWrite + Unpin>(
@@ -526,13 +519,9 @@ async fn retr_scp<S: AsyncRead + AsyncWrite + Unpin>(
     what: &str,
 ) -> Outcome {
     let cmd = format!("scp -f -- {}", shell_quote(&req.path));
-    let mut ssh = match ctx.ssh.spawn(target, &Remote::Command(&cmd)) {
-        Ok(s) => s,
-        Err(e) => return failed(ErrorKind::Internal, format!("{what}: {e}")),
-    };
-    ssh.collect_stderr();
-    let (Some(out), Some(inp)) = (ssh.stdout.take(), ssh.stdin.take()) else {
-        return failed(ErrorKind::Internal, format!("{what}: ssh has no pipes"));
+    let (ssh, (out, inp)) = match spawn_piped(ctx, target, &Remote::Command(&cmd), what) {
+        Ok(p) => p,
+        Err(f) => return Outcome::Failed(f),
     };
     let mut source = match ScpSource::start(out, inp).await {
         Ok(s) => s,
