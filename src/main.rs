@@ -432,6 +432,9 @@ fn ftp_passwd(user: &str, users: &std::path::Path) -> Result<(), String> {
 }
 
 fn main() -> ExitCode {
+    // Before any thread starts: large freed blocks (a password check's work area) go
+    // back to the kernel instead of staying resident (drivers/src/memory.rs).
+    let large_blocks_returned = sixstack_drivers::memory::return_large_blocks();
     let cli = Cli::parse();
     // Batch clients print their own step lines; the stack's start-up notes would only
     // clutter a job's log.
@@ -447,6 +450,9 @@ fn main() -> ExitCode {
     );
     let level = if quiet { "warn" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    if !large_blocks_returned {
+        log::debug!("the C library keeps its own mmap threshold");
+    }
     let r = match cli.cmd {
         Cmd::Run { config } => load(&config).and_then(cmd_run),
         Cmd::Check { config } => load(&config).and_then(|cfg| {

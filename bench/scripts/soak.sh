@@ -6,6 +6,8 @@
 # warm-up of a fifth of the run both must stay flat (growth < 5 %) and no transfer may
 # fail. Writes bench/results/<date>-soak.md and exits non-zero when a bound is broken.
 # Needs root. Usage: bench/scripts/soak.sh [minutes=10]
+# LOGIN_CACHE_S=N sets the FTP login cache (default: the appliance's 300 s), so that
+# full password checks (an Argon2id work area of 19 MiB each) recur within a short run.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 minutes=${1:-10}
@@ -53,6 +55,7 @@ port = 7443
 [ftp]
 port = 2121
 users = "$work/users.toml"
+${LOGIN_CACHE_S:+login_cache_s = $LOGIN_CACHE_S}
 [[proxy]]
 name = "soak"
 port = 8080

@@ -19,6 +19,7 @@ pub(crate) const ETH_HEADER: usize = 14;
 pub mod afxdp;
 pub mod fault;
 pub mod link;
+pub mod memory;
 pub mod netdev;
 mod netlink;
 pub mod pcap;
