@@ -92,6 +92,7 @@ fn stack_config_with(
     s.tcp_rx_buffer = *cfg.file.tcp.rx_buffer.get_ref();
     s.tcp_tx_buffer = *cfg.file.tcp.tx_buffer.get_ref();
     s.backlog = *cfg.file.tcp.backlog.get_ref();
+    s.max_per_source = *cfg.file.tcp.max_per_source.get_ref();
     s.socket_memory = cfg
         .file
         .tcp
@@ -1074,6 +1075,8 @@ pub fn shard_report(p: &Placement, s: &ShardStats) -> ShardReport {
         ("tx_ring", s.link.tx_dropped),
         ("handoff_full", s.steer.handoff_dropped),
         ("syn_evicted", s.steer.syn_evicted),
+        ("socket_memory", s.net.socket_memory_refused),
+        ("per_source_limit", s.net.per_source_refused),
     ] {
         if n > 0 {
             drops.insert(reason.to_string(), n);

@@ -357,6 +357,15 @@ pub struct Tcp {
     /// refused cleanly beyond it.
     #[serde(default = "default_memory_budget")]
     pub memory_budget_mb: Spanned<usize>,
+    /// The most connections one client address may hold with each shard's listeners
+    /// (handshakes and accepted connections); SYNs beyond it are answered with RST.
+    /// 0: no limit.
+    #[serde(default = "default_max_per_source")]
+    pub max_per_source: Spanned<u32>,
+}
+
+fn default_max_per_source() -> Spanned<u32> {
+    Spanned::new(0..0, 0)
 }
 
 fn default_memory_budget() -> Spanned<usize> {
@@ -378,6 +387,7 @@ impl Default for Tcp {
             tx_buffer: default_buf(),
             backlog: default_backlog(),
             memory_budget_mb: default_memory_budget(),
+            max_per_source: default_max_per_source(),
         }
     }
 }
@@ -1218,6 +1228,12 @@ impl Config {
             return Err(err(
                 file.tcp.memory_budget_mb.span(),
                 "tcp.memory_budget_mb must be between 1 and 1048576".into(),
+            ));
+        }
+        if *file.tcp.max_per_source.get_ref() > 1_000_000 {
+            return Err(err(
+                file.tcp.max_per_source.span(),
+                "tcp.max_per_source must be at most 1000000 (0: no limit)".into(),
             ));
         }
         if file.interface.name.is_empty() || file.interface.name.len() > 15 {

@@ -103,3 +103,66 @@ fn legitimate_clients_get_through_a_spoofed_syn_flood() {
         "legitimate clients: {ok}/{tries} during {rate:.0} SYN/s"
     );
 }
+
+#[test]
+fn a_client_address_over_its_connection_limit_is_refused_and_others_are_not() {
+    let g = LabGuard::new(false);
+    let text = format!(
+        "{}\n[tcp]\nmax_per_source = 3\n",
+        sixstack::lab_config(&g.lab, None)
+    );
+    let running = start_appliance_with(&text, |_, _| {});
+    let (echo4, echo6) = (sa(g.lab.stack4(), 7), sa(g.lab.stack6(), 7));
+    // Twenty kernel clients from the peer's IPv4 address, each held open: at most three
+    // per shard get in (flows spread over the shards by the NIC's hash), the rest are
+    // refused at once with RST.
+    let (held, refused) = in_ns(&g.lab.peer_ns, move || {
+        let (mut held, mut refused) = (Vec::new(), 0);
+        for _ in 0..20 {
+            match std::net::TcpStream::connect_timeout(&echo4, Duration::from_secs(3)) {
+                Ok(mut s) => {
+                    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                    let mut b = [0u8; 2];
+                    s.write_all(b"hi").unwrap();
+                    s.read_exact(&mut b).unwrap();
+                    held.push(s);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => refused += 1,
+                Err(e) => panic!("connect: {e}"),
+            }
+        }
+        (held, refused)
+    });
+    let n_held = held.len();
+    assert!(
+        n_held > 0 && refused > 0,
+        "{n_held} held, {refused} refused"
+    );
+    assert_eq!(n_held + refused, 20);
+    // The peer's IPv6 address is another source: it gets in while IPv4 is at its limit.
+    assert_eq!(tcp_echo(&g.lab.peer_ns, echo6, b"v6".to_vec()), b"v6");
+    // Once the IPv4 clients close, that address connects again.
+    drop(held);
+    let mut back = false;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        back = in_ns(&g.lab.peer_ns, move || {
+            std::net::TcpStream::connect_timeout(&echo4, Duration::from_secs(2)).is_ok()
+        });
+        if back {
+            break;
+        }
+    }
+    assert!(
+        back,
+        "the address stayed refused after its connections closed"
+    );
+    let stats = running.stop().unwrap();
+    let counted: u64 = stats.iter().map(|s| s.net.per_source_refused).sum();
+    println!(
+        "per-source limit 3 on {} shards: {n_held} held, {refused} refused",
+        stats.len()
+    );
+    assert!(n_held <= 3 * stats.len(), "{n_held} held");
+    assert_eq!(counted, refused as u64);
+}

@@ -45,6 +45,10 @@ pub struct StackConfig {
     /// The most TCP buffer memory (receive plus send, bytes) the shard's sockets may hold:
     /// beyond it new connections, accepted or opened, are refused cleanly.
     pub socket_memory: usize,
+    /// The most connections one source address may hold with this shard's listeners
+    /// (handshakes and accepted connections; 0: no limit). SYNs beyond it are answered
+    /// with RST.
+    pub max_per_source: u32,
     /// Datagrams queued per UDP socket and direction.
     pub udp_packets: usize,
     /// Payload bytes queued per UDP socket and direction.
@@ -108,6 +112,7 @@ impl StackConfig {
             tcp_tx_buffer: 64 * 1024,
             backlog: 64,
             socket_memory: 1 << 30,
+            max_per_source: 0,
             udp_packets: 64,
             udp_buffer: 64 * 1024,
             seed: 0x5157_4143_4b00_0001,

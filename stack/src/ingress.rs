@@ -208,6 +208,14 @@ pub(crate) fn steer_classified<T: TxToken>(
             }
             if v == Verdict::LocalSyn {
                 if let Class::Tcp { key, .. } = class {
+                    if !core.source_allows(&key) {
+                        // Its source holds its limit of connections: the SYN goes to its
+                        // connection bucket, where no socket takes it, so the protocol
+                        // engine answers RST and the client learns at once.
+                        let set = core.set_for(&key);
+                        feed(core, caps, frame, tx, now, set);
+                        return false;
+                    }
                     if core.make_room(&key, now) {
                         counters.syn_evicted += 1;
                     }

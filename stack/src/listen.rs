@@ -99,13 +99,16 @@ impl Core {
             ls.armed = None;
             ls.pending.push((sock, *key));
             // The handshake's entry (if any) keeps its place in the ingress lanes.
-            self.flows
+            let entry = self
+                .flows
                 .entry(*key)
-                .and_modify(|e| {
-                    e.socket = Some(sock);
-                    e.since = now;
-                })
                 .or_insert(FlowEntry::new(Some(sock), now));
+            entry.socket = Some(sock);
+            entry.since = now;
+            if !entry.inbound {
+                entry.inbound = true;
+                *self.per_source.entry(key.remote).or_insert(0) += 1;
+            }
             self.rearm(id);
             return;
         }
@@ -163,6 +166,7 @@ impl Core {
         let ls = self.listeners.get_mut(id)?.as_mut()?;
         let mut i = 0;
         let mut found = None;
+        let mut failed = Vec::new();
         while i < ls.pending.len() {
             let (sock, key) = ls.pending[i];
             match self.sockets.get::<tcp::Socket>(sock).state() {
@@ -172,7 +176,7 @@ impl Core {
                     ls.pending.remove(i);
                     let s = self.sockets.remove(sock);
                     self.pool.give(s);
-                    self.flows.remove(&key);
+                    failed.push(key);
                 }
                 _ => {
                     ls.pending.remove(i);
@@ -188,6 +192,9 @@ impl Core {
                     .get_mut::<tcp::Socket>(sock)
                     .register_recv_waker(waker);
             }
+        }
+        for key in &failed {
+            self.forget_flow(key);
         }
         // A handshake left the backlog: there may be room to arm again.
         self.rearm(id);

@@ -39,6 +39,9 @@ pub struct NetCounters {
     pub tasks_spawned: u64,
     /// New sockets refused because the shard's socket memory budget was spent.
     pub socket_memory_refused: u64,
+    /// SYNs refused because their source already held the most connections allowed
+    /// ([`StackConfig::max_per_source`](crate::StackConfig::max_per_source)).
+    pub per_source_refused: u64,
 }
 
 /// The state one shard owns: interface, sockets, ports and sockets being closed.
@@ -52,6 +55,11 @@ pub(crate) struct Core {
     /// The most TCP buffer bytes the shard's sockets may hold (see
     /// [`StackConfig::socket_memory`](crate::StackConfig::socket_memory)).
     pub(crate) socket_memory: usize,
+    /// The most inbound connections one source address may hold on this shard (0: no
+    /// limit), and how many each holds now (handshakes taken by a listener, accepted
+    /// connections, until their flow entry is removed).
+    pub(crate) max_per_source: u32,
+    pub(crate) per_source: HashMap<IpAddress, u32, Fast>,
     /// Ephemeral ports in use by connections this shard opened, by socket.
     pub(crate) ports: HashSet<u16, Fast>,
     pub(crate) next_port: u16,
@@ -88,6 +96,8 @@ pub(crate) struct FlowEntry {
     /// the lane has not handed that one back, later frames queue behind it (a flow's
     /// frames are never reordered).
     pub(crate) lane_last: u64,
+    /// Taken by a listener: counted in its source's connections until removed.
+    pub(crate) inbound: bool,
 }
 
 impl FlowEntry {
@@ -98,6 +108,7 @@ impl FlowEntry {
             since,
             priority: crate::executor::DEFAULT_PRIORITY,
             lane_last: 0,
+            inbound: false,
         }
     }
 }
@@ -183,6 +194,31 @@ impl Core {
         Some(p)
     }
 
+    /// Removes a flow's entry; an inbound one no longer counts against its source.
+    pub(crate) fn forget_flow(&mut self, key: &FlowKey) {
+        if self.flows.remove(key).is_some_and(|e| e.inbound) {
+            if let Some(n) = self.per_source.get_mut(&key.remote) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_source.remove(&key.remote);
+                }
+            }
+        }
+    }
+
+    /// Whether a new connection from `key`'s source fits the per-source limit; counts a
+    /// refusal when it does not. A SYN of a flow the shard already knows always passes.
+    pub(crate) fn source_allows(&mut self, key: &FlowKey) -> bool {
+        if self.max_per_source == 0
+            || self.flows.contains_key(key)
+            || self.per_source.get(&key.remote).copied().unwrap_or(0) < self.max_per_source
+        {
+            return true;
+        }
+        self.counters.per_source_refused += 1;
+        false
+    }
+
     /// Forgets handshakes that never reached `accept`.
     pub(crate) fn sweep_flows(&mut self, now: Instant) {
         self.flows
@@ -247,7 +283,7 @@ impl Core {
                     self.ports.remove(&p);
                 }
                 if let Some(k) = flow {
-                    self.flows.remove(&k);
+                    self.forget_flow(&k);
                 }
                 self.closing.swap_remove(i);
                 self.counters.sockets_reaped += 1;

@@ -269,6 +269,8 @@ impl<L: Link> Shard<L> {
                 closing: Vec::new(),
                 pool: Default::default(),
                 socket_memory: config.socket_memory,
+                max_per_source: config.max_per_source,
+                per_source: Default::default(),
                 ports: Default::default(),
                 next_port: first_port,
                 counters: NetCounters::default(),

@@ -692,7 +692,7 @@ impl Drop for TcpStream {
                 core.ports.remove(&p);
             }
             if let Some(k) = self.flow {
-                core.flows.remove(&k);
+                core.forget_flow(&k);
             }
             core.counters.sockets_reaped += 1;
         } else {

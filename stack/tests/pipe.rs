@@ -600,3 +600,76 @@ fn a_spent_socket_memory_budget_refuses_new_connections_cleanly() {
     );
     assert_eq!(a.stats().net.socket_memory_refused, 1);
 }
+
+#[test]
+fn a_source_over_its_connection_limit_is_refused_and_others_are_not() {
+    let (la, lb) = pipe::pair(1024, 1500);
+    let mut cb = cfg(2);
+    cb.max_per_source = 3;
+    let (mut a, mut b) = (Shard::new(la, cfg(1)).unwrap(), Shard::new(lb, cb).unwrap());
+    let nb = b.net();
+    let listener = TcpListener::bind(
+        &nb,
+        IpListenEndpoint {
+            addr: None,
+            port: 80,
+        },
+    )
+    .unwrap();
+    // The server holds each connection until its client closes it.
+    let nb2 = nb.clone();
+    nb.spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            nb2.spawn(async move {
+                let mut buf = [0u8; 64];
+                while matches!(s.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    let clients = Rc::new(RefCell::new(Vec::new()));
+    let results: Vec<_> = (0..5)
+        .map(|_| connect_once(&mut a, &mut b, &clients))
+        .collect();
+    assert_eq!(
+        results,
+        [
+            Ok(()),
+            Ok(()),
+            Ok(()),
+            Err(std::io::ErrorKind::ConnectionRefused),
+            Err(std::io::ErrorKind::ConnectionRefused)
+        ]
+    );
+    assert_eq!(b.stats().net.per_source_refused, 2);
+
+    // Another source is not held to A's count: its SYNs are taken (its handshakes then
+    // count against it: the fourth is refused).
+    for (i, seq) in [11u32, 22, 33, 44].into_iter().enumerate() {
+        assert!(b
+            .link()
+            .inject(&spoofed_syn([10, 0, 0, 50], 2000 + i as u16, seq)));
+    }
+    let_run(&mut a, &mut b, 2_000);
+    assert_eq!(b.stats().net.per_source_refused, 3);
+
+    // A closes one connection: once the server has closed its side, A may connect again.
+    drop(clients.borrow_mut().remove(0));
+    let mut again = Err(std::io::ErrorKind::Other);
+    for _ in 0..20 {
+        again = connect_once(&mut a, &mut b, &clients);
+        if again.is_ok() {
+            break;
+        }
+        let_run(&mut a, &mut b, 10_000);
+    }
+    assert_eq!(again, Ok(()), "{:?}", b.stats().net);
+}
+
+/// Lets both shards run `rounds` polls of virtual time with nothing to wait for.
+fn let_run(a: &mut Shard<PipeLink>, b: &mut Shard<PipeLink>, rounds: u32) {
+    let n = std::cell::Cell::new(0u32);
+    drive(a, b, Duration::from_secs(30), || {
+        n.set(n.get() + 1);
+        n.get() > rounds
+    });
+}
