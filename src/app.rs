@@ -460,10 +460,11 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
                 .as_ref()
                 .map_or(10.0, |t| *t.handshake_timeout_s.get_ref());
             let limit = Duration::from_secs_f64(limit);
+            let idle = Duration::from_secs_f64(*svc.idle_timeout_s.get_ref());
             let id = net.register_service(&format!("{} tcp/{port}", tkind.name()), group);
             net.spawn_service(id, svc.priority, async move {
                 if let Err(e) =
-                    sixstack_tls::service::serve(n, tkind, port, opts, acceptor, limit).await
+                    sixstack_tls::service::serve(n, tkind, port, opts, acceptor, limit, idle).await
                 {
                     log::error!("{} on port {port} stopped: {e}", tkind.name());
                 }
@@ -478,9 +479,10 @@ pub fn start_services(net: &Net, cfg: &Config, shard: u32, ctx: &ServiceContext)
         if svc.proto != Proto::Udp {
             let n = net.clone();
             let opts = listen_options(net, svc);
+            let idle = Duration::from_secs_f64(*svc.idle_timeout_s.get_ref());
             let id = net.register_service(&format!("{} tcp/{port}", kind.name()), group);
             net.spawn_service(id, svc.priority, async move {
-                if let Err(e) = sixstack_basic::serve_tcp_with(n, kind, port, opts).await {
+                if let Err(e) = sixstack_basic::serve_tcp_with(n, kind, port, opts, idle).await {
                     log::error!("tcp {} on port {port} stopped: {e}", kind.name());
                 }
             });

@@ -670,6 +670,15 @@ pub struct Service {
     /// were delayed most is dispatched first.
     #[serde(default)]
     pub group: Option<String>,
+    /// Seconds a TCP connection may go without progress (nothing received while the
+    /// service waits for data, nothing taken while it waits to send) before it is closed:
+    /// clients that hold connections open and idle cannot pile up.
+    #[serde(default = "default_service_idle")]
+    pub idle_timeout_s: Spanned<f64>,
+}
+
+fn default_service_idle() -> Spanned<f64> {
+    Spanned::new(0..0, 300.0)
 }
 
 /// A balancing algorithm in the configuration.
@@ -1185,6 +1194,14 @@ impl Config {
             Some(s) => Some(parse_mac(s.get_ref()).map_err(|r| err(s.span(), r))?),
             None => None,
         };
+        for s in &file.services {
+            if !(0.1..=86_400.0).contains(s.idle_timeout_s.get_ref()) {
+                return Err(err(
+                    s.idle_timeout_s.span(),
+                    "service.idle_timeout_s must be between 0.1 and 86400".into(),
+                ));
+            }
+        }
         let service_buffers = file.services.iter().flat_map(|s| {
             [
                 s.rx_buffer.as_ref().map(|v| (v, "service.rx_buffer")),

@@ -166,3 +166,118 @@ fn a_client_address_over_its_connection_limit_is_refused_and_others_are_not() {
     assert!(n_held <= 3 * stats.len(), "{n_held} held");
     assert_eq!(counted, refused as u64);
 }
+
+/// Connects with TLS (Python's ssl module), completes the handshake, then waits without
+/// sending; prints the seconds until the appliance closed the connection.
+const IDLE_TLS_CLIENT: &str = r#"
+import socket, ssl, sys, time
+host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.check_hostname = False
+s = ctx.wrap_socket(socket.create_connection((host, port), timeout=10))
+s.settimeout(10)
+t = time.time()
+try:
+    s.recv(1)
+except (ConnectionError, ssl.SSLError):
+    pass
+print(time.time() - t)
+"#;
+
+#[test]
+fn clients_that_make_no_progress_are_dropped_after_the_idle_limit() {
+    let g = LabGuard::new(false);
+    let text = sixstack::lab_config(&g.lab, None)
+        .replace("port = 7\n", "port = 7\nidle_timeout_s = 1\n")
+        .replace("port = 19\n", "port = 19\nidle_timeout_s = 1\n")
+        .replace("port = 7443\n", "port = 7443\nidle_timeout_s = 1\n");
+    let running = start_appliance_with(&text, |_, _| {});
+    let (echo, chargen) = (sa(g.lab.stack4(), 7), sa(g.lab.stack4(), 19));
+
+    // A client that connects and sends nothing is dropped after about a second.
+    let silent = in_ns(&g.lab.peer_ns, move || {
+        let mut s = std::net::TcpStream::connect_timeout(&echo, Duration::from_secs(3)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let t = Instant::now();
+        let mut b = [0u8; 1];
+        let r = s.read(&mut b);
+        (t.elapsed(), format!("{r:?}"))
+    });
+    println!(
+        "silent echo client dropped after {:?}: {}",
+        silent.0, silent.1
+    );
+    assert!(
+        silent.0 >= Duration::from_millis(900) && silent.0 < Duration::from_secs(4),
+        "{silent:?}"
+    );
+
+    // A slow client that keeps making progress is served for longer than the limit.
+    let slow = in_ns(&g.lab.peer_ns, move || {
+        let mut s = std::net::TcpStream::connect_timeout(&echo, Duration::from_secs(3)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        let mut back = Vec::new();
+        for c in b"slowly" {
+            std::thread::sleep(Duration::from_millis(500));
+            s.write_all(&[*c]).unwrap();
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).unwrap();
+            back.push(b[0]);
+        }
+        back
+    });
+    assert_eq!(slow, b"slowly");
+
+    // A client that never reads chargen's stream: once the windows are full the service
+    // cannot send, and after the limit the connection is reset.
+    let stalled = in_ns(&g.lab.peer_ns, move || {
+        let mut s = std::net::TcpStream::connect_timeout(&chargen, Duration::from_secs(3)).unwrap();
+        std::thread::sleep(Duration::from_secs(4));
+        s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+        let t = Instant::now();
+        let mut b = vec![0u8; 65536];
+        let mut got = 0usize;
+        let end = loop {
+            match s.read(&mut b) {
+                Ok(0) => break "end of stream".to_string(),
+                Ok(n) => got += n,
+                Err(e) => break e.to_string(),
+            }
+            if t.elapsed() > Duration::from_secs(5) {
+                break "still streaming".to_string();
+            }
+        };
+        (got, end)
+    });
+    println!(
+        "stalled chargen reader: {} bytes then {}",
+        stalled.0, stalled.1
+    );
+    assert!(stalled.1.contains("reset"), "{stalled:?}");
+
+    // TLS: a client that completes the handshake and then waits is closed too.
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &g.lab.peer_ns,
+            "python3",
+            "-c",
+            IDLE_TLS_CLIENT,
+        ])
+        .arg(g.lab.stack4().to_string())
+        .arg("7443")
+        .arg(format!("{}/ca.pem", sixstack::LAB_TLS_DIR))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let waited: f64 = text.trim().parse().unwrap();
+    println!("idle TLS client closed after {waited:.2} s");
+    assert!((0.9..4.0).contains(&waited), "{waited}");
+    running.stop().unwrap();
+}

@@ -6,10 +6,16 @@
 #![forbid(unsafe_code)]
 
 use std::io;
+use std::time::Duration;
 
 use sixstack_stack::smoltcp::wire::IpListenEndpoint;
-use sixstack_stack::{ListenOptions, Net, TcpListener, TcpStream, UdpSocket};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sixstack_stack::{IdleLimit, ListenOptions, Net, TcpListener, TcpStream, UdpSocket};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// How long a connection may go without progress (nothing received while the service
+/// waits for data, nothing taken while it waits to send) before it is reset, unless the
+/// configuration says otherwise.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(300);
 
 /// Which built-in service.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,19 +39,21 @@ impl Kind {
     }
 }
 
-/// Listens on TCP `port` and serves every connection with `kind`, each on its own task.
-/// Returns only if the listener cannot be created.
+/// Listens on TCP `port` and serves every connection with `kind`, each on its own task,
+/// with the [`DEFAULT_IDLE`] limit. Returns only if the listener cannot be created.
 pub async fn serve_tcp(net: Net, kind: Kind, port: u16) -> io::Result<()> {
     let opts = ListenOptions::from_config(&net);
-    serve_tcp_with(net, kind, port, opts).await
+    serve_tcp_with(net, kind, port, opts, DEFAULT_IDLE).await
 }
 
-/// [`serve_tcp`] with explicit listener options (backlog, per-connection buffers).
+/// [`serve_tcp`] with explicit listener options (backlog, per-connection buffers) and idle
+/// limit: a connection that makes no progress for `idle` is reset.
 pub async fn serve_tcp_with(
     net: Net,
     kind: Kind,
     port: u16,
     opts: ListenOptions,
+    idle: Duration,
 ) -> io::Result<()> {
     let listener = TcpListener::bind_with(&net, IpListenEndpoint { addr: None, port }, opts)?;
     log::info!("tcp {} listening on port {port}", kind.name());
@@ -54,13 +62,24 @@ pub async fn serve_tcp_with(
             log::debug!("tcp {} connection from {peer}", kind.name());
             let net = net.clone();
             async move {
+                if kind == Kind::Echo {
+                    stream.set_nodelay(true);
+                }
+                let mut s = IdleLimit::new(stream, &net, idle);
                 let r = match kind {
-                    Kind::Echo => echo_reporting(stream, &net).await,
-                    Kind::Discard => discard(stream).await,
-                    Kind::Chargen => chargen(stream).await,
+                    Kind::Echo => echo_inner(&mut s, Some(&net)).await,
+                    Kind::Discard => discard(&mut s).await,
+                    Kind::Chargen => chargen(&mut s).await,
                 };
-                if let Err(e) = r {
-                    log::debug!("tcp {} connection from {peer} ended: {e}", kind.name());
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        log::info!("tcp {} connection from {peer}: {e}; reset", kind.name());
+                        s.get_mut().abort();
+                    }
+                    Err(e) => {
+                        log::debug!("tcp {} connection from {peer} ended: {e}", kind.name())
+                    }
+                    Ok(_) => {}
                 }
             }
         })
@@ -68,18 +87,22 @@ pub async fn serve_tcp_with(
 }
 
 /// Echoes one connection until the peer closes its side, then closes ours.
-pub async fn echo(stream: TcpStream) -> io::Result<u64> {
-    echo_inner(stream, None).await
+pub async fn echo(mut stream: TcpStream) -> io::Result<u64> {
+    stream.set_nodelay(true);
+    echo_inner(&mut stream, None).await
 }
 
 /// [`echo`], reporting each request's service time (from the read that brought it to
 /// the moment its echo is queued) to the shard's request-latency histogram.
-pub async fn echo_reporting(stream: TcpStream, net: &Net) -> io::Result<u64> {
-    echo_inner(stream, Some(net)).await
+pub async fn echo_reporting(mut stream: TcpStream, net: &Net) -> io::Result<u64> {
+    stream.set_nodelay(true);
+    echo_inner(&mut stream, Some(net)).await
 }
 
-async fn echo_inner(mut stream: TcpStream, net: Option<&Net>) -> io::Result<u64> {
-    stream.set_nodelay(true);
+async fn echo_inner<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    net: Option<&Net>,
+) -> io::Result<u64> {
     // Cleared once per connection: small enough that a connection-per-request client does
     // not pay for it, large enough for a bulk echo to move a window's worth per read.
     let mut buf = vec![0u8; 16 * 1024];
@@ -101,7 +124,7 @@ async fn echo_inner(mut stream: TcpStream, net: Option<&Net>) -> io::Result<u64>
 }
 
 /// Reads one connection to its end and counts the bytes.
-pub async fn discard(mut stream: TcpStream) -> io::Result<u64> {
+pub async fn discard<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> io::Result<u64> {
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
@@ -129,7 +152,7 @@ pub fn chargen_block(start: usize, out: &mut Vec<u8>) {
 }
 
 /// Sends the chargen pattern until the peer closes or resets.
-pub async fn chargen(mut stream: TcpStream) -> io::Result<u64> {
+pub async fn chargen<S: AsyncWrite + Unpin>(stream: &mut S) -> io::Result<u64> {
     let mut block = Vec::with_capacity(74 * 95);
     chargen_block(0, &mut block);
     let mut total = 0u64;

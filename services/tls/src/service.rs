@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 use std::io;
 
 use sixstack_stack::smoltcp::wire::IpListenEndpoint;
-use sixstack_stack::{ListenOptions, Net, TcpListener};
+use sixstack_stack::{IdleLimit, ListenOptions, Net, TcpListener};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::server::{SessionInfo, ShardAcceptor};
@@ -40,7 +40,9 @@ impl Kind {
 }
 
 /// Listens on `port` and serves every connection with `kind`, each on its own task. A
-/// client that has not completed the TLS handshake within `handshake_limit` is dropped.
+/// client that has not completed the TLS handshake within `handshake_limit` is dropped,
+/// and so is one whose connection makes no progress (nothing received while the service
+/// waits for data, nothing taken while it waits to send) for `idle`.
 pub async fn serve(
     net: Net,
     kind: Kind,
@@ -48,6 +50,7 @@ pub async fn serve(
     opts: ListenOptions,
     acceptor: ShardAcceptor,
     handshake_limit: std::time::Duration,
+    idle: std::time::Duration,
 ) -> io::Result<()> {
     let listener = TcpListener::bind_with(&net, IpListenEndpoint { addr: None, port }, opts)?;
     log::info!("{} listening on port {port}", kind.name());
@@ -57,6 +60,7 @@ pub async fn serve(
             let acceptor = acceptor.clone();
             let net = net.clone();
             async move {
+                let stream = IdleLimit::new(stream, &net, idle);
                 let r = if kind == Kind::StartTlsEcho {
                     starttls_echo(stream, &acceptor, &peer).await
                 } else {
@@ -78,8 +82,12 @@ pub async fn serve(
                         }
                     }
                 };
-                if let Err(e) = r {
-                    log::debug!("{} connection from {peer} ended: {e}", kind.name());
+                match r {
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                        log::info!("{} connection from {peer}: {e}; closed", kind.name());
+                    }
+                    Err(e) => log::debug!("{} connection from {peer} ended: {e}", kind.name()),
+                    Ok(()) => {}
                 }
             }
         })
@@ -179,8 +187,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-async fn starttls_echo(
-    mut s: sixstack_stack::TcpStream,
+async fn starttls_echo<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
     acceptor: &ShardAcceptor,
     peer: &dyn std::fmt::Display,
 ) -> io::Result<()> {
