@@ -506,6 +506,16 @@ fn check(steps: &[Step], insecure_password: bool) -> Result<(), ScriptError> {
 mod tests {
     use super::*;
 
+    /// The README's example script, as a user would copy it.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme.find("# OPEN host").unwrap();
+        let end = start + readme[start..].find("```").unwrap();
+        let steps = parse(&readme.as_bytes()[start..end], false).unwrap();
+        assert!(steps.len() > 10, "{steps:?}");
+    }
+
     fn cmds(s: &str) -> Vec<Command> {
         parse(s.as_bytes(), false)
             .unwrap()

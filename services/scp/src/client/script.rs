@@ -359,6 +359,16 @@ pub fn parse(text: &[u8]) -> Result<Vec<Step>, ScriptError> {
 mod tests {
     use super::*;
 
+    /// The README's example script, as a user would copy it.
+    #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../../../../README.md");
+        let start = readme.find("# the pass-through daemon").unwrap();
+        let end = start + readme[start..].find("```").unwrap();
+        let steps = parse(&readme.as_bytes()[start..end]).unwrap();
+        assert!(steps.len() > 5, "{steps:?}");
+    }
+
     #[test]
     fn a_whole_script() {
         let s = parse(
