@@ -7,11 +7,14 @@
 //! * [`rr::run_udp_rr`]: UDP request/response, one datagram in flight.
 //! * [`echo_server::EchoServer`]: epoll TCP + UDP echo on one port.
 //! * [`ftp::run_ftp`]: parallel curl FTP transfers (RETR, STOR; plain or FTPS).
+//! * [`recovery`]: one transfer under loss, sixstack on virtual time against the kernel
+//!   under netem.
 
 pub mod ceiling;
 pub mod echo_server;
 pub mod ftp;
 pub mod harness;
+pub mod recovery;
 pub mod rr;
 pub mod stats;
 pub mod stream;
